@@ -1,0 +1,1 @@
+"""crm-builder engine: app definitions, storage, records."""
