@@ -46,6 +46,7 @@ class _StringKind(FieldKind):
 @register
 class TextKind(_StringKind):
     name = "text"
+    searchable_default = True
     fixed = {"type": "string"}
 
 
@@ -64,6 +65,7 @@ class LongTextKind(_StringKind):
 @register
 class EmailKind(_StringKind):
     name = "email"
+    searchable_default = True
     fixed = {"type": "string", "format": "email"}
     default_max_length = 254
     allowed_keywords = frozenset({"maxLength", "pattern"})
@@ -95,6 +97,7 @@ E164 = r"^\+[1-9][0-9]{6,14}$"
 @register
 class PhoneKind(_StringKind):
     name = "phone"
+    searchable_default = True
     fixed = {"type": "string", "pattern": E164}
     settings = ("region",)
     allowed_keywords = frozenset()
@@ -128,6 +131,7 @@ class PhoneKind(_StringKind):
 @register
 class AutonumberKind(_StringKind):
     name = "autonumber"
+    searchable_default = True
     fixed = {"type": "string"}
     settings = ("prefix", "digits")
     operators = ("eq", "contains", "starts_with", "in", "empty", "not_empty")

@@ -1,0 +1,154 @@
+"""The database: engine creation for SQLite (WAL) and PostgreSQL (psycopg 3), and the engine's own tables.
+
+Engine tables are created by `crm init` and upgraded by the engine itself: `ENGINE_SCHEMA_VERSION` is stored in
+`crm_meta`, and `Database.init()` brings an older database up to date."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+__all__ = ["DEFAULT_URL", "ENGINE_SCHEMA_VERSION", "Database", "engine_tables"]
+
+DEFAULT_URL = "sqlite:///./crm.db"
+ENGINE_SCHEMA_VERSION = 1
+
+engine_tables = sa.MetaData()
+
+crm_meta = sa.Table(
+    "crm_meta", engine_tables,
+    sa.Column("key", sa.String(63), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+crm_apps = sa.Table(
+    "crm_apps", engine_tables,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("current_version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+crm_app_versions = sa.Table(
+    "crm_app_versions", engine_tables,
+    sa.Column("app", sa.String(63), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("definition", sa.Text, nullable=False),  # canonical JSON
+    sa.Column("plan", sa.Text, nullable=False),  # the applied steps, as JSON
+    sa.Column("applied_at", sa.DateTime, nullable=False),
+    sa.Column("applied_by", sa.Text, nullable=False),
+    sa.Column("note", sa.Text),
+)
+crm_archive = sa.Table(
+    "crm_archive", engine_tables,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("app", sa.String(63), nullable=False),
+    sa.Column("entity", sa.String(63), nullable=False),
+    sa.Column("field", sa.String(63)),  # None: the whole entity is archived
+    sa.Column("definition", sa.Text, nullable=False),  # the field's or entity's canonical JSON when archived
+    sa.Column("stored_as", sa.String(63), nullable=False),  # archived column or table name
+    sa.Column("archived_in", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, server_default="archived"),  # archived | restored | purged
+)
+crm_history = sa.Table(
+    "crm_history", engine_tables,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("app", sa.String(63), nullable=False),
+    sa.Column("entity", sa.String(63), nullable=False),
+    sa.Column("record_id", sa.String(36), nullable=False),
+    sa.Column("record_version", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # create | update | delete
+    sa.Column("changes", sa.JSON, nullable=False),  # {field: [old, new]}
+    sa.Index("ix_crm_history_record", "app", "entity", "record_id"),
+)
+crm_sequences = sa.Table(
+    "crm_sequences", engine_tables,
+    sa.Column("app", sa.String(63), primary_key=True),
+    sa.Column("entity", sa.String(63), primary_key=True),
+    sa.Column("field", sa.String(63), primary_key=True),
+    sa.Column("last_value", sa.BigInteger, nullable=False),
+)
+
+
+def _sqlite_setup(engine: sa.Engine) -> None:
+    """Real transactions on SQLite: pysqlite's own BEGIN handling is switched off and we emit BEGIN ourselves,
+    so DDL is transactional too; writes take the lock up front (BEGIN IMMEDIATE) to avoid upgrade deadlocks."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("crm_write") else "BEGIN")
+
+
+class Database:
+    """One database the engine works in; holds the SQLAlchemy engine and nothing else of its own."""
+
+    def __init__(self, url: str | None = None, **engine_kwargs: Any) -> None:
+        self.url = url or os.environ.get("CRM_DATABASE_URL") or DEFAULT_URL
+        if self.url.startswith(("postgresql://", "postgres://")):
+            self.url = "postgresql+psycopg://" + self.url.split("://", 1)[1]
+        self.engine = sa.create_engine(self.url, **engine_kwargs)
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            _sqlite_setup(self.engine)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether this is the embedded SQLite database."""
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A connection in a read transaction."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """A connection in a write transaction: committed at the end, rolled back on any error."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(crm_write=True)
+            with conn.begin():
+                yield conn
+
+    def init(self) -> bool:
+        """Create or upgrade the engine's tables; True when anything was created."""
+        with self.write() as conn:
+            existing = set(sa.inspect(conn).get_table_names())
+            missing = [t for t in engine_tables.sorted_tables if t.name not in existing]
+            engine_tables.create_all(conn, tables=missing)
+            row = conn.execute(sa.select(crm_meta.c.value).where(crm_meta.c.key == "schema_version")).first()
+            if row is None:
+                conn.execute(crm_meta.insert().values(key="schema_version", value=str(ENGINE_SCHEMA_VERSION)))
+            elif int(row.value) > ENGINE_SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"this database was set up by a newer crm-builder (engine schema {row.value}); upgrade crm-builder"
+                )
+            elif int(row.value) < ENGINE_SCHEMA_VERSION:  # future upgrades run here, one version at a time
+                conn.execute(crm_meta.update().where(crm_meta.c.key == "schema_version")
+                             .values(value=str(ENGINE_SCHEMA_VERSION)))
+        return bool(missing)
+
+    def is_initialised(self) -> bool:
+        """Whether `crm init` has run on this database."""
+        with self.engine.connect() as conn:
+            return sa.inspect(conn).has_table("crm_meta")
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()

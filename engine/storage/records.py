@@ -1,0 +1,220 @@
+"""The records service: the only code path that writes records.
+
+Every write validates with the entity's compiled validator, checks unique values and relation targets against the
+database (reported as field errors), and stores its history (who, when, field, old -> new) in the same
+transaction. Updates carry the version they were based on; a stale version is a conflict and writes nothing."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.errors import ConflictError, CrmError, FieldError, NotFoundError, RecordValidationError
+from engine.schema import Entity, Field
+from engine.schema.kinds import ConversionError, kind_of
+from engine.schema.kinds.temporal import format_datetime
+from engine.storage.catalog import CATALOG, CompiledApp
+from engine.storage.database import Database, crm_history, crm_sequences
+from engine.storage.migrate import utcnow
+from engine.storage.query import (Query, build_conditions, decode_cursor, encode_cursor, keyset_condition, order_by,
+                                  sort_columns)
+
+__all__ = ["Page", "RecordService", "new_id", "row_to_record"]
+
+_SYSTEM_OUT = ("created_at", "updated_at", "created_by", "updated_by", "version")
+
+
+def new_id() -> str:
+    """A time-ordered UUID (version 7 layout), so new rows land at the end of the primary-key index."""
+    ms = time.time_ns() // 1_000_000
+    raw = bytearray(ms.to_bytes(6, "big") + os.urandom(10))
+    raw[6] = 0x70 | (raw[6] & 0x0F)
+    raw[8] = 0x80 | (raw[8] & 0x3F)
+    return str(uuid.UUID(bytes=bytes(raw)))
+
+
+def row_to_record(fields: Iterable[Field], row: Mapping[str, Any]) -> dict[str, Any]:
+    """A table row -> the record's JSON shape (empty fields left out)."""
+    record: dict[str, Any] = {"id": row["id"]} if "id" in row else {}
+    for f in fields:
+        if f.kind == "relation_many" or f.key not in row:
+            continue
+        value = kind_of(f.kind).from_db(f, row[f.key])
+        if value is not None:
+            record[f.key] = value
+    for key in _SYSTEM_OUT:
+        if key in row:
+            value = row[key]
+            record[key] = format_datetime(value) if key.endswith("_at") else value
+    return record
+
+
+@dataclass
+class Page:
+    """One page of a query: the records and the cursor of the next page (None on the last)."""
+
+    records: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class RecordService:
+    """Records of one app, acting as `actor` (a user name or email) for history."""
+
+    def __init__(self, db: Database, app: str, actor: str = "system") -> None:
+        self.db = db
+        self.app_name = app
+        self.actor = actor
+
+    # --- reading --------------------------------------------------------------------------------------
+    def _compiled(self, conn: sa.Connection) -> CompiledApp:
+        return CATALOG.current(conn, self.app_name)
+
+    def get(self, entity: str, record_id: str) -> dict[str, Any]:
+        """One record; NotFoundError if it does not exist."""
+        with self.db.read() as conn:
+            compiled = self._compiled(conn)
+            return self._get(conn, compiled, compiled.entity(entity), record_id)
+
+    def _get(self, conn: sa.Connection, compiled: CompiledApp, entity: Entity, record_id: str,
+             lock: bool = False) -> dict[str, Any]:
+        table = compiled.tables.table(entity.key)
+        stmt = sa.select(table).where(table.c.id == str(record_id))
+        if lock and conn.dialect.name != "sqlite":
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).mappings().first()
+        if row is None:
+            raise NotFoundError(f"there is no {entity.title} with id {record_id}")
+        record = row_to_record(entity.fields, row)
+        self._attach_links(conn, compiled, entity, [record])
+        return record
+
+    def _attach_links(self, conn: sa.Connection, compiled: CompiledApp, entity: Entity,
+                      records: list[dict[str, Any]]) -> None:
+        ids = [r["id"] for r in records]
+        for f in entity.fields:
+            if f.kind != "relation_many" or not ids:
+                continue
+            link = compiled.tables.link(entity.key, f.key)
+            found: dict[str, list[str]] = {}
+            for source, target in conn.execute(sa.select(link.c.source_id, link.c.target_id)
+                                               .where(link.c.source_id.in_(ids)).order_by(link.c.target_id)):
+                found.setdefault(source, []).append(target)
+            for r in records:
+                if r["id"] in found:
+                    r[f.key] = found[r["id"]]
+
+    def query(self, entity: str, query: Query | None = None) -> Page:
+        """A page of records matching the query, in its sort order; pass `next_cursor` back as `after`."""
+        query = query or Query()
+        with self.db.read() as conn:
+            compiled = self._compiled(conn)
+            ent = compiled.entity(entity)
+            table = compiled.tables.table(ent.key)
+            links = {f.key: compiled.tables.link(ent.key, f.key) for f in ent.fields if f.kind == "relation_many"}
+            conditions = build_conditions(table, ent, query, links)
+            columns = sort_columns(table, ent, query.sort)
+            if query.after:
+                conditions.append(keyset_condition(columns, decode_cursor(query.after, len(columns))))
+            limit = max(1, min(query.limit, 1000))
+            stmt = sa.select(table).where(*conditions).order_by(*order_by(columns)).limit(limit + 1)
+            rows = conn.execute(stmt).mappings().all()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            records = [row_to_record(ent.fields, r) for r in rows]
+            self._attach_links(conn, compiled, ent, records)
+            cursor = encode_cursor([rows[-1][c.name] for c, _ in columns]) if more and rows else None
+            return Page(records, cursor)
+
+    def count(self, entity: str, query: Query | None = None, up_to: int | None = None) -> int:
+        """How many records match; with `up_to`, counting stops there (for "more than N" on big tables)."""
+        query = query or Query()
+        with self.db.read() as conn:
+            compiled = self._compiled(conn)
+            ent = compiled.entity(entity)
+            table = compiled.tables.table(ent.key)
+            links = {f.key: compiled.tables.link(ent.key, f.key) for f in ent.fields if f.kind == "relation_many"}
+            inner = sa.select(table.c.id).where(*build_conditions(table, ent, query, links))
+            if up_to is not None:
+                inner = inner.limit(up_to)
+            return conn.execute(sa.select(sa.func.count()).select_from(inner.subquery())).scalar() or 0
+
+    def history(self, entity: str, record_id: str) -> list[dict[str, Any]]:
+        """Every change to a record, oldest first: who, when, action, {field: [old, new]}."""
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(crm_history).where(
+                crm_history.c.app == self.app_name, crm_history.c.entity == entity,
+                crm_history.c.record_id == str(record_id)).order_by(crm_history.c.id)).mappings().all()
+        return [{"at": format_datetime(r["at"]), "actor": r["actor"], "action": r["action"],
+                 "version": r["record_version"], "changes": r["changes"]} for r in rows]
+
+    # --- writing --------------------------------------------------------------------------------------
+    def create(self, entity: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a record; RecordValidationError lists every problem, and nothing is written."""
+        return self.create_many(entity, [values])[0]
+
+    def create_many(self, entity: str, rows: list[Mapping[str, Any]], lines: list[int] | None = None,
+                    keep_ids: bool = False) -> list[dict[str, Any]]:
+        """Create many records in one transaction, all or nothing. Errors carry `lines[i]` (file line numbers)
+        when given. With `keep_ids`, an `id` and autonumber values in the rows are kept (imports of exports)."""
+        from engine.storage.writer import Writer
+
+        with self.db.write() as conn:
+            compiled = self._compiled(conn)
+            writer = Writer(conn, compiled, compiled.entity(entity), self.app_name, self.actor)
+            return writer.insert(rows, lines, keep_ids)
+
+    def update(self, entity: str, record_id: str, changes: Mapping[str, Any],
+               expected_version: int | None = None) -> dict[str, Any]:
+        """Change some fields of a record. With `expected_version` (the version the user edited), a record changed
+        meanwhile raises ConflictError carrying the current record, and nothing is written."""
+        from engine.storage.writer import Writer
+
+        with self.db.write() as conn:
+            compiled = self._compiled(conn)
+            ent = compiled.entity(entity)
+            current = self._get(conn, compiled, ent, record_id, lock=True)
+            if expected_version is not None and current["version"] != expected_version:
+                raise ConflictError(str(record_id), expected_version, current["version"], current)
+            return Writer(conn, compiled, ent, self.app_name, self.actor).update(current, changes)
+
+    def delete(self, entity: str, record_id: str, expected_version: int | None = None) -> None:
+        """Delete a record, applying the on-delete rule of every relation pointing at it (restrict refuses,
+        set-null clears, cascade deletes), with history for every record touched."""
+        from engine.storage.writer import Writer
+
+        with self.db.write() as conn:
+            compiled = self._compiled(conn)
+            ent = compiled.entity(entity)
+            current = self._get(conn, compiled, ent, record_id, lock=True)
+            if expected_version is not None and current["version"] != expected_version:
+                raise ConflictError(str(record_id), expected_version, current["version"], current)
+            Writer(conn, compiled, ent, self.app_name, self.actor).delete(current)
+
+
+def next_numbers(conn: sa.Connection, app: str, entity: str, field: str, count: int) -> int:
+    """Reserve `count` autonumbers; returns the first. Numbers are never reused, even after deletes."""
+    key = [crm_sequences.c.app == app, crm_sequences.c.entity == entity, crm_sequences.c.field == field]
+    updated = conn.execute(crm_sequences.update().where(*key).values(last_value=crm_sequences.c.last_value + count)
+                           .returning(crm_sequences.c.last_value)).scalar()
+    if updated is None:
+        conn.execute(crm_sequences.insert().values(app=app, entity=entity, field=field, last_value=count))
+        updated = count
+    return updated - count + 1
+
+
+def bump_sequence(conn: sa.Connection, app: str, entity: str, field: str, at_least: int) -> None:
+    """Make sure the next number is above `at_least` (after importing existing numbers)."""
+    next_numbers(conn, app, entity, field, 0)
+    conn.execute(crm_sequences.update().where(crm_sequences.c.app == app, crm_sequences.c.entity == entity,
+                                              crm_sequences.c.field == field, crm_sequences.c.last_value < at_least)
+                 .values(last_value=at_least))
+
+
+__all__ += ["CrmError", "ConversionError", "FieldError", "RecordValidationError", "bump_sequence", "next_numbers",
+            "utcnow"]
