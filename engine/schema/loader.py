@@ -48,6 +48,8 @@ def parse_json(data: bytes | str) -> Any:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise DefinitionError([Problem("", f"not valid JSON: {exc}")]) from None
+    except RecursionError:  # nested far beyond the cap: refuse before the depth check could even run
+        raise DefinitionError([Problem("", f"the definition is nested more than {MAX_DEPTH} levels deep")]) from None
 
 
 def _depth(node: Any, limit: int) -> bool:
@@ -76,6 +78,8 @@ def _plain(error: ValidationError) -> Problem:
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(inst) - set(allowed)) if isinstance(inst, dict) else []
         words = ", ".join(f"'{k}'" for k in extra)
+        if len(extra) == 1:  # point at the keyword itself
+            path = _path([*error.absolute_path, extra[0]])
         return Problem(path, f"unknown keyword {words}" + (f" (allowed here: {', '.join(allowed)})" if allowed else ""))
     if v == "required":
         missing = [k for k in value if isinstance(inst, dict) and k not in inst]
@@ -139,7 +143,8 @@ def _check_pattern(path: str, pattern: str, problems: list[Problem]) -> None:
     try:
         re2.compile(pattern)
     except re2.error as exc:
-        problems.append(Problem(path, f"not a valid pattern (RE2 syntax: no look-around or back-references): {exc}"))
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        problems.append(Problem(path, f"not a valid pattern (RE2 syntax: no look-around or back-references): {reason}"))
 
 
 def _load_field(path: str, key: str, prop: dict[str, Any], required: bool, problems: list[Problem]) -> Field | None:

@@ -102,6 +102,7 @@ class Database:
         self.url = url or os.environ.get("CRM_DATABASE_URL") or DEFAULT_URL
         if self.url.startswith(("postgresql://", "postgres://")):
             self.url = "postgresql+psycopg://" + self.url.split("://", 1)[1]
+        self.engine_kwargs = engine_kwargs  # kept so another connection pool (another "process") can be opened alike
         self.engine = sa.create_engine(self.url, **engine_kwargs)
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":

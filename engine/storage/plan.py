@@ -131,9 +131,11 @@ def _rules_signature(f: Field) -> str:
     return json.dumps(schema, sort_keys=True, default=str)
 
 
-def _match(new_items: list[Any], old_items: dict[str, Any], archived: dict[str, Any]) -> tuple[
-        dict[str, tuple[str, Any]], list[str]]:
-    """Pair each new item with its old one: {new_key: (how, old)}; how is same/rename/restore/add."""
+def _match(new_items: list[Any], old_items: dict[str, Any], archived: dict[str, Any],
+           aliases: dict[str, set[str]] | None = None) -> tuple[dict[str, tuple[str, Any]], list[str]]:
+    """Pair each new item with its old one: {new_key: (how, old)}; how is same/rename/restore/add.
+    `aliases` gives each old item's earlier keys, so going back to any earlier name is a rename home."""
+    aliases = aliases or {}
     new_keys = {n.key for n in new_items}
     taken: set[str] = set()
     pairs: dict[str, tuple[str, Any]] = {}
@@ -149,7 +151,8 @@ def _match(new_items: list[Any], old_items: dict[str, Any], archived: dict[str, 
             pairs[n.key] = ("rename", old_items[src])
             taken.add(src)
             continue
-        back = [o for o in old_items.values() if o.renamed_from == n.key and o.key not in new_keys and o.key not in taken]
+        back = [o for o in old_items.values() if (o.renamed_from == n.key or n.key in aliases.get(o.key, ()))
+                and o.key not in new_keys and o.key not in taken]
         if back:  # the old version renamed this item away; going back renames it home
             pairs[n.key] = ("rename", back[0])
             taken.add(back[0].key)
@@ -169,6 +172,7 @@ class _Planner:
                                                          crm_archive.c.state == "archived")
                             .order_by(crm_archive.c.id)).mappings().all() if old is not None else []
         self.archived_entities = {r["entity"]: r for r in rows if r["field"] is None}
+        self.entity_aliases, self.field_aliases = lineage(conn, app_name) if old is not None else ({}, {})
         self.archived_fields: dict[str, dict[str, Any]] = {}
         for r in rows:
             if r["field"] is not None:
@@ -178,7 +182,7 @@ class _Planner:
     def run(self) -> MigrationPlan:
         old_entities = self.old.entity_map() if self.old else {}
         archived = {k: _ArchivedEntity(r) for k, r in self.archived_entities.items()}
-        pairs, gone = _match(list(self.new.entities), old_entities, archived)
+        pairs, gone = _match(list(self.new.entities), old_entities, archived, self.entity_aliases)
         for e in self.new.entities:
             how, prior = pairs[e.key]
             if how == "add":
@@ -204,7 +208,8 @@ class _Planner:
     # --- fields ---------------------------------------------------------------------------------------
     def _fields(self, old_e: Entity, new_e: Entity, table: str, restored: bool) -> None:
         archived = {k: _ArchivedField(r) for k, r in self.archived_fields.get(old_e.key, {}).items()}
-        pairs, gone = _match(list(new_e.fields), old_e.field_map(), archived)
+        aliases = {f.key: self.field_aliases.get((old_e.key, f.key), set()) for f in old_e.fields}
+        pairs, gone = _match(list(new_e.fields), old_e.field_map(), archived, aliases)
         rows = self._row_count(table)
         for f in new_e.fields:
             how, prior = pairs[f.key]
@@ -357,6 +362,31 @@ def _entity_from_json(key: str, text: str) -> Entity:
     if entity is None:  # archived with a definition this engine no longer reads: keep it archived
         raise ValueError(f"cannot read the archived definition of {key}: {problems}")
     return entity
+
+
+def lineage(conn: sa.Connection, app_name: str) -> tuple[dict[str, set[str]], dict[tuple[str, str], set[str]]]:
+    """Every earlier key of each entity and field of the current version, following renames through all versions."""
+    from engine.schema import load_definition
+    from engine.storage.database import crm_app_versions
+
+    texts = conn.execute(sa.select(crm_app_versions.c.definition).where(crm_app_versions.c.app == app_name)
+                         .order_by(crm_app_versions.c.version)).scalars()
+    ents: dict[str, set[str]] = {}
+    flds: dict[tuple[str, str], set[str]] = {}
+    prev: dict[str, Entity] = {}
+    for text in texts:
+        app = load_definition(text)
+        new_ents: dict[str, set[str]] = {}
+        new_flds: dict[tuple[str, str], set[str]] = {}
+        for e in app.entities:
+            pred = e.key if e.key in prev else e.renamed_from if e.renamed_from in prev else None
+            new_ents[e.key] = (ents.get(pred, set()) | {pred}) - {e.key} if pred else set()
+            old_fields = prev[pred].field_map() if pred else {}
+            for f in e.fields:
+                fp = f.key if f.key in old_fields else f.renamed_from if f.renamed_from in old_fields else None
+                new_flds[(e.key, f.key)] = (flds.get((pred or "", fp), set()) | {fp}) - {f.key} if fp else set()
+        ents, flds, prev = new_ents, new_flds, app.entity_map()
+    return ents, flds
 
 
 def compute_plan(conn: sa.Connection, app_name: str, old: App | None, new: App, purge: bool = False) -> MigrationPlan:
