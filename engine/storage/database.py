@@ -6,6 +6,7 @@ Engine tables are created by `crm init` and upgraded by the engine itself: `ENGI
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -144,6 +145,18 @@ class Database:
                 conn.execute(crm_meta.update().where(crm_meta.c.key == "schema_version")
                              .values(value=str(ENGINE_SCHEMA_VERSION)))
         return bool(missing)
+
+    def secret(self) -> str:
+        """The installation's secret (CSRF tokens, later sessions): CRM_SECRET_KEY, else one generated once and kept
+        in the database so every worker process shares it."""
+        if os.environ.get("CRM_SECRET_KEY"):
+            return os.environ["CRM_SECRET_KEY"]
+        with self.write() as conn:
+            value = conn.execute(sa.select(crm_meta.c.value).where(crm_meta.c.key == "secret_key")).scalar()
+            if value is None:
+                value = secrets.token_urlsafe(48)
+                conn.execute(crm_meta.insert().values(key="secret_key", value=value))
+            return value
 
     def is_initialised(self) -> bool:
         """Whether `crm init` has run on this database."""

@@ -80,6 +80,10 @@ class FieldKind:
         """JSON shape -> text that parse_text reads back to the same value."""
         return "" if value is None else str(value)
 
+    def display(self, field: Field, value: Any) -> str:
+        """The value as people read it (labels for options, grouped digits, a currency code...)."""
+        return self.to_text(field, value)
+
     def extra_errors(self, field: Field, value: Any) -> list[str]:
         """Checks JSON Schema cannot express (currency bounds); value is already coerced."""
         return []

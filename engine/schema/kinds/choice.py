@@ -37,6 +37,9 @@ class BooleanKind(FieldKind):
     def to_text(self, field: Field, value: Any) -> str:
         return "" if value is None else ("true" if value else "false")
 
+    def display(self, field: Field, value: Any) -> str:
+        return "" if value is None else ("Yes" if value else "No")
+
 
 def options_from(raw: list[dict[str, Any]]) -> tuple[Option, ...]:
     """Options from an `anyOf: [{"const": ..., "title": ...}]` list."""
@@ -97,6 +100,9 @@ class SelectKind(FieldKind):
             raise ConversionError("must be one of the options")
         return _match_option(field, value)
 
+    def display(self, field: Field, value: Any) -> str:
+        return "" if value is None else {o.value: o.title for o in field.options}.get(value, str(value))
+
 
 @register
 class MultiSelectKind(FieldKind):
@@ -123,7 +129,7 @@ class MultiSelectKind(FieldKind):
     check = SelectKind.check
 
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
-        return sa.JSON()
+        return sa.JSON(none_as_null=True)  # an empty field is SQL NULL, not JSON 'null', so `empty` filters find it
 
     def coerce(self, field: Field, value: Any) -> Any:
         if isinstance(value, str):
@@ -143,3 +149,7 @@ class MultiSelectKind(FieldKind):
 
     def to_text(self, field: Field, value: Any) -> str:
         return "" if not value else ";".join(value)
+
+    def display(self, field: Field, value: Any) -> str:
+        titles = {o.value: o.title for o in field.options}
+        return ", ".join(titles.get(v, v) for v in value or [])

@@ -97,6 +97,9 @@ class IntegerKind(_BoundedNumber):
     name = "integer"
     fixed = {"type": "integer"}
 
+    def display(self, field: Field, value: Any) -> str:
+        return "" if value is None else f"{int(value):,}"
+
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return sa.BigInteger()
 
@@ -130,6 +133,9 @@ class RatingKind(IntegerKind):
 
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return sa.SmallInteger()
+
+    def display(self, field: Field, value: Any) -> str:
+        return "" if value is None else "★" * int(value) + "☆" * (int(field.maximum or 5) - int(value))
 
 
 @register
@@ -168,6 +174,9 @@ class DecimalKind(_BoundedNumber):
     def to_text(self, field: Field, value: Any) -> str:
         return "" if value is None else format(Decimal(value), "f")
 
+    def display(self, field: Field, value: Any) -> str:
+        return "" if value is None else format(Decimal(value), ",f")
+
 
 @register
 class PercentKind(DecimalKind):
@@ -188,6 +197,9 @@ class PercentKind(DecimalKind):
 
     def parse_text(self, field: Field, text: str) -> Any:
         return self.coerce(field, text.strip().removesuffix("%"))
+
+    def display(self, field: Field, value: Any) -> str:
+        return "" if value is None else f"{format(Decimal(value), 'f')} %"
 
 
 @register
@@ -247,6 +259,9 @@ class CurrencyKind(FieldKind):
 
     def from_db(self, field: Field, value: Any) -> Any:
         return None if value is None else format(Decimal(value).quantize(Decimal(1).scaleb(-(field.scale or 0))), "f")
+
+    def display(self, field: Field, value: Any) -> str:
+        return "" if value is None else f"{field.currency} {format(Decimal(value), f',.{field.scale or 0}f')}"
 
     def extra_errors(self, field: Field, value: Any) -> list[str]:
         errors = []

@@ -1,0 +1,31 @@
+"""Jinja filters and globals: values shown by their field kind, labels in the user's language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import Environment
+
+from engine.schema import Entity, Field
+from engine.schema.kinds import kind_of
+
+__all__ = ["display", "entity_label", "register"]
+
+
+def display(value: Any, field: Field) -> str:
+    """A value as people read it (the field kind decides)."""
+    if value is None or value == [] or value == "":
+        return ""
+    return kind_of(field.kind).display(field, value)
+
+
+def entity_label(entity: Entity, plural: bool = False) -> str:
+    """An entity's label, plural when asked and known."""
+    return (entity.plural or entity.title) if plural else entity.title
+
+
+def register(env: Environment) -> None:
+    """Install our filters and globals on a Jinja environment."""
+    env.filters["display"] = display
+    env.globals["entity_label"] = entity_label
+    env.globals["kind_of"] = kind_of
