@@ -20,6 +20,7 @@ from engine.schema.kinds import KINDS, ConversionError, kind_of
 from engine.schema.limits import MAX_CONDITION_DEPTH, MAX_DEFINITION_BYTES, MAX_DEPTH, MAX_PATTERN_LENGTH
 from engine.schema.model import SYSTEM_COLUMNS, App, Entity, Field, IndexSpec
 from engine.schema.names import RESERVED_WORDS
+from engine.schema.validation import QUIET
 
 __all__ = ["load_definition", "meta_schema", "parse_json"]
 
@@ -141,7 +142,7 @@ def _check_pattern(path: str, pattern: str, problems: list[Problem]) -> None:
         problems.append(Problem(path, f"the pattern is longer than {MAX_PATTERN_LENGTH} characters"))
         return
     try:
-        re2.compile(pattern)
+        re2.compile(pattern, QUIET)
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         problems.append(Problem(path, f"not a valid pattern (RE2 syntax: no look-around or back-references): {reason}"))

@@ -18,18 +18,22 @@ from engine.errors import FieldError
 from engine.schema.kinds import ConversionError, kind_of
 from engine.schema.model import Entity, Field
 
-__all__ = ["EntityValidator", "field_errors", "field_validator", "validator_schema"]
+__all__ = ["EntityValidator", "condition_holds", "field_errors", "field_validator", "validator_schema"]
 
 
 @lru_cache(maxsize=4096)
 def _re2(pattern: str) -> Any:
-    return re2.compile(pattern)
+    return re2.compile(pattern, QUIET)
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Any:
     if validator.is_type(instance, "string") and not _re2(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
+
+#: RE2 options that keep the library from printing to stderr about patterns it refuses (we report them ourselves).
+QUIET = re2.Options()
+QUIET.log_errors = False
 
 _Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 _FORMATS = Draft202012Validator.FORMAT_CHECKER
@@ -146,7 +150,10 @@ class EntityValidator:
         for fkey, value in record.items():
             field = self.fields.get(fkey)
             if field is not None and value is not None:
-                out.extend(FieldError(fkey, m) for m in kind_of(field.kind).extra_errors(field, value))
+                for message in kind_of(field.kind).extra_errors(field, value):
+                    if (fkey, message) not in seen:
+                        seen.add((fkey, message))
+                        out.append(FieldError(fkey, message))
         return out
 
     def _field_messages(self, error: ValidationError) -> list[tuple[str, str]]:
@@ -169,6 +176,12 @@ def _compiled(schema_json: str) -> Any:
     return _Validator(json.loads(schema_json), format_checker=_FORMATS, registry=Registry())
 
 
+def condition_holds(condition: dict[str, Any], record: dict[str, Any]) -> bool:
+    """Whether a record (JSON shape, empty fields absent) matches a condition such as a field's visibleIf.
+    Each distinct condition is compiled once."""
+    return bool(_compiled(json.dumps(condition, sort_keys=True)).is_valid(record))
+
+
 def field_validator(field: Field) -> Any:
     """A validator for one field's value alone (defaults, and checking stored values against new limits)."""
     return _compiled(json.dumps(_field_schema(field), sort_keys=True, default=str))
@@ -183,4 +196,4 @@ def field_errors(field: Field, value: Any) -> list[str]:
         msgs += kind_of(field.kind).extra_errors(field, value)
     except ConversionError as exc:
         msgs.append(str(exc))
-    return msgs
+    return list(dict.fromkeys(msgs))  # the format check and the kind's own check may say the same thing

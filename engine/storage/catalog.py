@@ -1,4 +1,4 @@
-"""Compiled apps, cached per process and keyed by definition version.
+"""Compiled apps, cached per process and per database, keyed by definition version.
 
 Every operation reads the app's current version from `crm_apps` (one indexed lookup) in its own transaction, so
 a definition applied by another process is seen on the very next operation; nothing else is kept in memory."""
@@ -6,6 +6,7 @@ a definition applied by another process is seen on the very next operation; noth
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -47,7 +48,9 @@ class Catalog:
     """The per-process cache of compiled apps."""
 
     def __init__(self) -> None:
-        self._compiled: dict[tuple[str, int], CompiledApp] = {}
+        # Per engine: version numbers are only unique within one database, and a process may open several.
+        self._compiled: weakref.WeakKeyDictionary[sa.Engine, dict[tuple[str, int], CompiledApp]] = (
+            weakref.WeakKeyDictionary())
         self._lock = threading.Lock()
 
     def current(self, conn: sa.Connection, app_name: str) -> CompiledApp:
@@ -60,7 +63,9 @@ class Catalog:
     def at(self, conn: sa.Connection, app_name: str, version: int) -> CompiledApp:
         """The app as of a given version."""
         key = (app_name, version)
-        compiled = self._compiled.get(key)
+        with self._lock:
+            cache = self._compiled.setdefault(conn.engine, {})
+        compiled = cache.get(key)
         if compiled is None:
             text = conn.execute(sa.select(crm_app_versions.c.definition).where(
                 crm_app_versions.c.app == app_name, crm_app_versions.c.version == version)).scalar()
@@ -69,9 +74,9 @@ class Catalog:
             compiled = CompiledApp.build(load_definition(text), version)
             with self._lock:
                 # Older versions of the same app are dropped: a process only ever needs the newest.
-                for stale in [k for k in self._compiled if k[0] == app_name and k[1] < version]:
-                    del self._compiled[stale]
-                self._compiled[key] = compiled
+                for stale in [k for k in cache if k[0] == app_name and k[1] < version]:
+                    del cache[stale]
+                cache[key] = compiled
         return compiled
 
 

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 
 from engine.schema import App, Entity, Field
@@ -183,6 +184,7 @@ class _Planner:
         old_entities = self.old.entity_map() if self.old else {}
         archived = {k: _ArchivedEntity(r) for k, r in self.archived_entities.items()}
         pairs, gone = _match(list(self.new.entities), old_entities, archived, self.entity_aliases)
+        self.entity_renames = {prior.key: key for key, (how, prior) in pairs.items() if how == "rename"}
         for e in self.new.entities:
             how, prior = pairs[e.key]
             if how == "add":
@@ -208,6 +210,9 @@ class _Planner:
     # --- fields ---------------------------------------------------------------------------------------
     def _fields(self, old_e: Entity, new_e: Entity, table: str, restored: bool) -> None:
         archived = {k: _ArchivedField(r) for k, r in self.archived_fields.get(old_e.key, {}).items()}
+        for key, item in list(archived.items()):  # renamed, then removed: it comes back under an earlier key too
+            for alias in sorted(self.field_aliases.get((old_e.key, key), ())):
+                archived.setdefault(alias, item)
         aliases = {f.key: self.field_aliases.get((old_e.key, f.key), set()) for f in old_e.fields}
         pairs, gone = _match(list(new_e.fields), old_e.field_map(), archived, aliases)
         rows = self._row_count(table)
@@ -238,6 +243,8 @@ class _Planner:
                 self.plan.steps.append(Step("update_entity", new_e.key))
 
     def _compare(self, entity: Entity, old: Field, new: Field, table: str, column: str, rows: int) -> None:
+        if old.target in self.entity_renames:  # a link to a renamed entity: the same rows, under their new name
+            old = msgspec.structs.replace(old, target=self.entity_renames[old.target])
         convert = _storage_signature(old) != _storage_signature(new)
         check = convert or _rules_signature(old) != _rules_signature(new)
         if convert:
@@ -293,7 +300,7 @@ class _Planner:
                     sample.append(_offender(rid, title, f"{json.dumps(value, ensure_ascii=False, default=str)}:"
                                                         f" {errors[0]}"))
         if count:
-            change = f"cannot become {new.kind}" if old.kind != new.kind else "does not fit the new rules"
+            change = f"cannot become {new.kind}" if old.kind != new.kind else "do not fit the new rules"
             self._block(entity, new, f"stored values {change}; change those records first", count, sample)
 
     def _empty(self, table: str, column: str, entity: Entity) -> tuple[int, list[str]]:
@@ -356,37 +363,44 @@ class _ArchivedField:
 
 def _entity_from_json(key: str, text: str) -> Entity:
     problems: list[Any] = []
-    raw = json.loads(text)
-    raw.get("properties", {})
-    entity = _load_entity(key, key, raw, problems)
+    entity = _load_entity(key, key, json.loads(text), problems)
     if entity is None:  # archived with a definition this engine no longer reads: keep it archived
         raise ValueError(f"cannot read the archived definition of {key}: {problems}")
     return entity
 
 
 def lineage(conn: sa.Connection, app_name: str) -> tuple[dict[str, set[str]], dict[tuple[str, str], set[str]]]:
-    """Every earlier key of each entity and field of the current version, following renames through all versions."""
-    from engine.schema import load_definition
+    """Every earlier key of each entity and field, live or archived, from the steps every version applied: renames,
+    restores (possibly under an earlier key) and purges, so going back to any earlier name finds the same data."""
     from engine.storage.database import crm_app_versions
 
-    texts = conn.execute(sa.select(crm_app_versions.c.definition).where(crm_app_versions.c.app == app_name)
+    archived_keys = dict(conn.execute(sa.select(crm_archive.c.id, crm_archive.c.field)
+                                      .where(crm_archive.c.app == app_name)).all())
+    plans = conn.execute(sa.select(crm_app_versions.c.plan).where(crm_app_versions.c.app == app_name)
                          .order_by(crm_app_versions.c.version)).scalars()
     ents: dict[str, set[str]] = {}
     flds: dict[tuple[str, str], set[str]] = {}
-    prev: dict[str, Entity] = {}
-    for text in texts:
-        app = load_definition(text)
-        new_ents: dict[str, set[str]] = {}
-        new_flds: dict[tuple[str, str], set[str]] = {}
-        for e in app.entities:
-            pred = e.key if e.key in prev else e.renamed_from if e.renamed_from in prev else None
-            new_ents[e.key] = (ents.get(pred, set()) | {pred}) - {e.key} if pred else set()
-            old_fields = prev[pred].field_map() if pred else {}
-            for f in e.fields:
-                fp = f.key if f.key in old_fields else f.renamed_from if f.renamed_from in old_fields else None
-                new_flds[(e.key, f.key)] = (flds.get((pred or "", fp), set()) | {fp}) - {f.key} if fp else set()
-        ents, flds, prev = new_ents, new_flds, app.entity_map()
-    return ents, flds
+    for text in plans:
+        for s in json.loads(text):
+            entity, key, action = s["entity"], s.get("field"), s["action"]
+            if action == "rename_entity":
+                ents[entity] = (ents.pop(s["old"], set()) | {s["old"]}) - {entity}
+                for e, f in [k for k in flds if k[0] == s["old"]]:
+                    flds[(entity, f)] = flds.pop((e, f))
+            elif action in ("add_entity", "purge_entity"):
+                ents.pop(entity, None)
+                for k in [k for k in flds if k[0] == entity]:
+                    del flds[k]
+            elif action == "rename_field":
+                flds[(entity, key)] = (flds.pop((entity, s["old"]), set()) | {s["old"]}) - {key}
+            elif action == "restore_field":
+                was = archived_keys.get(s["archive_id"]) or key
+                flds[(entity, key)] = (flds.pop((entity, was), set()) | {was}) - {key}
+            elif action in ("add_field", "purge_field"):
+                flds.pop((entity, key), None)
+    for k in [k for k in flds if not flds[k]]:
+        del flds[k]
+    return {k: v for k, v in ents.items() if v}, flds
 
 
 def compute_plan(conn: sa.Connection, app_name: str, old: App | None, new: App, purge: bool = False) -> MigrationPlan:

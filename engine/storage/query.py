@@ -78,7 +78,7 @@ def _condition(table: sa.Table, entity: Entity, flt: Filter, links: dict[str, sa
         link = links[f.key]
         sub = sa.select(link.c.source_id)
         if flt.op == "has":
-            sub = sub.where(link.c.target_id.in_([str(v) for v in _values(entity, f, flt.value)]))
+            sub = sub.where(link.c.target_id.in_(kind.coerce(f, flt.value)))  # one id, a list, or 'a;b'
             return table.c.id.in_(sub)
         return table.c.id.in_(sub) if flt.op == "not_empty" else table.c.id.not_in(sub)
     col = table.c[f.key]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import phonenumbers
+import re2
 
 from engine.schema.kinds.base import ConversionError, FieldKind, register
 from engine.schema.model import Field
@@ -70,6 +71,10 @@ class EmailKind(_StringKind):
     default_max_length = 254
     allowed_keywords = frozenset({"maxLength", "pattern"})
 
+    def extra_errors(self, field: Field, value: Any) -> list[str]:
+        # jsonschema's email format only looks for an "@"; people mistype more than that.
+        return [] if _EMAIL.match(value) else ["is not a valid email address"]
+
     def coerce(self, field: Field, value: Any) -> Any:
         text = super().coerce(field, value)
         local, at, domain = text.rpartition("@")
@@ -92,6 +97,7 @@ class UrlKind(_StringKind):
 
 
 E164 = r"^\+[1-9][0-9]{6,14}$"
+_EMAIL = re2.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 
 
 @register
