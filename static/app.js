@@ -16,10 +16,11 @@
     });
   }
 
-  // After a form comes back with errors, put the keyboard on the first one.
+  // After a form comes back with errors, put the keyboard on the first one. Not after one field's inline
+  // validation: the user has moved on to the next field, and taking the focus back would trap them.
   function focusFirstError(root) {
     var bad = root.querySelector("[aria-invalid='true']");
-    if (bad && root.matches && root.matches("form, form *, .form-shell, .form-shell *")) bad.focus();
+    if (bad && root.matches && (root.matches("form, .form-shell") || root.querySelector("form"))) bad.focus();
   }
 
   // Datetime inputs are local time in the browser; the server stores UTC. Convert on the way in and out.
@@ -59,4 +60,112 @@
       document.querySelectorAll("input[name='ids']").forEach(function (box) { box.checked = t.checked; });
     }
   });
+})();
+
+// Relation lookups (widgets/relation.html, relation-many.html): the server lists matches as buttons; choosing one
+// puts its id into the field (or a chip) and fires "change", which validates the field and re-checks visibility.
+(function () {
+  "use strict";
+
+  function parts(box) {
+    return {
+      value: box.querySelector("[data-lookup-value]"), q: box.querySelector("[data-lookup-q]"),
+      list: box.querySelector(".lookup-options"), title: box.querySelector("[data-lookup-title]"),
+      clear: box.querySelector("[data-lookup-clear]"), chips: box.querySelector("[data-lookup-chips]")
+    };
+  }
+
+  function close(p) {
+    if (p.list) p.list.innerHTML = "";
+    if (p.q) p.q.setAttribute("aria-expanded", "false");
+  }
+
+  function changed(p) {
+    if (p.value) p.value.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+
+  function choose(option) {
+    var box = option.closest("[data-lookup]"), p = parts(box);
+    var id = option.getAttribute("data-id"), title = option.getAttribute("data-title");
+    if (p.chips) {
+      var taken = Array.prototype.some.call(p.chips.querySelectorAll("input"), function (i) { return i.value === id; });
+      if (!taken) {
+        var chip = box.querySelector("template[data-lookup-chip]").content.firstElementChild.cloneNode(true);
+        chip.querySelector("input").value = id;
+        chip.querySelector("[data-chip-title]").textContent = title;
+        chip.querySelector("[data-lookup-remove]").setAttribute("aria-label", "Remove " + title);
+        p.chips.appendChild(chip);
+      }
+    } else {
+      p.value.value = id;
+      p.title.textContent = title;
+      if (p.clear) p.clear.hidden = false;
+    }
+    if (p.q) { p.q.value = ""; p.q.focus(); }
+    close(p);
+    changed(p);
+  }
+
+  document.addEventListener("click", function (ev) {
+    var t = ev.target.closest && ev.target.closest("[data-lookup-option], [data-lookup-clear], [data-lookup-remove]");
+    if (!t) return;
+    var p = parts(t.closest("[data-lookup]"));
+    if (t.hasAttribute("data-lookup-option")) {
+      choose(t);
+      return;
+    }
+    if (t.hasAttribute("data-lookup-clear")) {
+      p.value.value = "";
+      p.title.textContent = "";
+      t.hidden = true;
+    } else {
+      t.closest("li").remove();
+    }
+    if (p.q) p.q.focus();
+    changed(p);
+  });
+
+  // Keyboard: Down from the search box into the options, Up/Down between them, Escape closes the list,
+  // Enter in the search box picks the only match.
+  document.addEventListener("keydown", function (ev) {
+    var box = ev.target.closest && ev.target.closest("[data-lookup]");
+    if (!box) return;
+    var p = parts(box), options = Array.prototype.slice.call(box.querySelectorAll("[data-lookup-option]"));
+    var i = options.indexOf(ev.target);
+    if (ev.key === "ArrowDown" && options.length) {
+      ev.preventDefault();
+      options[Math.min(i + 1, options.length - 1)].focus();
+    } else if (ev.key === "ArrowUp" && i >= 0) {
+      ev.preventDefault();
+      (i === 0 ? p.q : options[i - 1]).focus();
+    } else if (ev.key === "Escape" && p.list && p.list.children.length) {
+      ev.preventDefault();
+      close(p);
+      if (p.q) p.q.focus();
+    } else if (ev.key === "Enter" && ev.target === p.q && options.length === 1) {
+      ev.preventDefault();
+      choose(options[0]);
+    }
+  });
+
+  // The listbox is expanded while it shows options.
+  document.addEventListener("htmx:afterSwap", function (ev) {
+    var list = ev.detail.target;
+    if (!list.classList || !list.classList.contains("lookup-options")) return;
+    var q = parts(list.closest("[data-lookup]")).q;
+    if (q) q.setAttribute("aria-expanded", list.querySelector("[data-lookup-option]") ? "true" : "false");
+  });
+})();
+
+// Select options carry their colour in data-color; apply it through the CSSOM (no inline style attributes).
+(function () {
+  "use strict";
+  function colourBadges(root) {
+    root.querySelectorAll(".badge[data-color]").forEach(function (el) {
+      var c = el.getAttribute("data-color");
+      if (/^#[0-9a-fA-F]{6}$/.test(c)) el.style.setProperty("--badge-color", c);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { colourBadges(document); });
+  document.addEventListener("htmx:afterSettle", function (ev) { colourBadges(ev.detail.target); });
 })();

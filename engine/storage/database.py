@@ -75,6 +75,17 @@ crm_sequences = sa.Table(
     sa.Column("field", sa.String(63), primary_key=True),
     sa.Column("last_value", sa.BigInteger, nullable=False),
 )
+crm_saved_views = sa.Table(
+    "crm_saved_views", engine_tables,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("app", sa.String(63), nullable=False),
+    sa.Column("entity", sa.String(63), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("query", sa.Text, nullable=False),  # the list page's query string: columns, sort, search, filters
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("app", "entity", "name", name="uq_crm_saved_views_name"),
+)
 
 
 def _sqlite_setup(engine: sa.Engine) -> None:

@@ -106,8 +106,10 @@ def _condition(table: sa.Table, entity: Entity, flt: Filter, links: dict[str, sa
             raise RecordValidationError([FieldError(f.key, "'between' needs two values: from and to")])
         return col.between(values[0], values[1])
     value = values[0]
-    return {"eq": col == value, "ne": sa.or_(col != value, col.is_(None)), "lt": col < value, "lte": col <= value,
-            "gt": col > value, "gte": col >= value}[op]
+    compare: dict[str, Any] = {  # built lazily: booleans refuse < and >
+        "eq": lambda: col == value, "ne": lambda: sa.or_(col != value, col.is_(None)), "lt": lambda: col < value,
+        "lte": lambda: col <= value, "gt": lambda: col > value, "gte": lambda: col >= value}
+    return compare[op]()
 
 
 def build_conditions(table: sa.Table, entity: Entity, query: Query, links: dict[str, sa.Table]) -> list[Any]:
