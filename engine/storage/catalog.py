@@ -6,6 +6,7 @@ a definition applied by another process is seen on the very next operation; noth
 from __future__ import annotations
 
 import threading
+from typing import Any
 import weakref
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ class CompiledApp:
     version: int
     tables: AppTables
     validators: dict[str, EntityValidator] = field(default_factory=dict)
+    readers: dict[str, Any] = field(default_factory=dict)  # per entity: records.RowReader, built on first use
 
     @classmethod
     def build(cls, app: App, version: int) -> CompiledApp:

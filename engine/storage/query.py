@@ -15,7 +15,7 @@ from engine.errors import FieldError, RecordValidationError
 from engine.schema import Entity
 from engine.schema.kinds import ConversionError, kind_of
 
-__all__ = ["Filter", "Query", "Sort", "build_conditions", "decode_cursor", "encode_cursor", "keyset_condition",
+__all__ = ["Filter", "Query", "Sort", "SortKey", "build_conditions", "decode_cursor", "encode_cursor", "keyset_condition",
            "order_by"]
 
 _SYSTEM_SORTABLE = {"created_at", "updated_at", "id"}
@@ -136,42 +136,50 @@ def build_conditions(table: sa.Table, entity: Entity, query: Query, links: dict[
     return conditions
 
 
-def sort_columns(table: sa.Table, entity: Entity, sort: list[Sort]) -> list[tuple[Any, bool]]:
-    """(column, descending) pairs, ending with id so the order is total."""
+@dataclass(frozen=True)
+class SortKey:
+    """One ORDER BY column; `nullable` when the field may be empty (required fields and system columns never are)."""
+
+    column: Any
+    desc: bool
+    nullable: bool
+
+
+def sort_columns(table: sa.Table, entity: Entity, sort: list[Sort]) -> list[SortKey]:
+    """The sort keys of a query, ending with id so the order is total."""
     keys = entity.field_map()
     out = []
     for s in sort:
         if s.field not in _SYSTEM_SORTABLE and (s.field not in keys or kind_of(keys[s.field].kind).many):
             raise RecordValidationError([FieldError(s.field, "cannot sort by this field")])
         if s.field != "id":
-            out.append((table.c[s.field], s.desc))
-    out.append((table.c.id, False))
+            out.append(SortKey(table.c[s.field], s.desc, s.field in keys and not keys[s.field].required))
+    out.append(SortKey(table.c.id, False, False))
     return out
 
 
-def order_by(columns: list[tuple[Any, bool]]) -> list[Any]:
-    """ORDER BY with empty values last in both directions, on every database."""
+def order_by(keys: list[SortKey]) -> list[Any]:
+    """ORDER BY with empty values last in both directions, on every database. Columns that cannot be empty get a
+    plain ORDER BY, so an index on them serves the sort; the others use NULLS LAST (PostgreSQL's own order for
+    ascending, so its indexes still serve that direction)."""
     out = []
-    for col, desc in columns:
-        if col.nullable and col.name != "id":
-            out.append(col.is_(None))
-        out.append(col.desc() if desc else col.asc())
+    for key in keys:
+        ordered = key.column.desc() if key.desc else key.column.asc()
+        out.append(ordered.nulls_last() if key.nullable else ordered)
     return out
 
 
-def keyset_condition(columns: list[tuple[Any, bool]], last: list[Any]) -> Any:
-    """Rows strictly after `last` in the order of `columns` (nulls last), without OFFSET."""
-    col, desc = columns[0]
-    value = last[0]
-    rest = keyset_condition(columns[1:], last[1:]) if len(columns) > 1 else None
-    nullable = col.nullable and col.name != "id"
+def keyset_condition(keys: list[SortKey], last: list[Any]) -> Any:
+    """Rows strictly after `last` in the order of `keys` (empty values last), without OFFSET."""
+    key, value = keys[0], last[0]
+    col = key.column
+    rest = keyset_condition(keys[1:], last[1:]) if len(keys) > 1 else None
     if value is None:  # within the trailing block of empty values
         return sa.and_(col.is_(None), rest) if rest is not None else sa.false()
-    beyond = col < value if desc else col > value
-    parts = [beyond]
+    parts = [col < value if key.desc else col > value]
     if rest is not None:
         parts.append(sa.and_(col == value, rest))
-    if nullable:
+    if key.nullable:
         parts.append(col.is_(None))
     return sa.or_(*parts)
 
