@@ -24,7 +24,7 @@ test: install
 	$(VENV)/bin/pytest
 
 lint: install
-	$(VENV)/bin/ruff check engine tests bench
+	$(VENV)/bin/ruff check engine tests
 
 bench: install
 	$(PY) bench/import_bench.py

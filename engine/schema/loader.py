@@ -44,7 +44,8 @@ def parse_json(data: bytes | str) -> Any:
     """Decode a definition's JSON text, refusing it when it is over the size cap or not JSON."""
     raw = data.encode() if isinstance(data, str) else data
     if len(raw) > MAX_DEFINITION_BYTES:
-        raise DefinitionError([Problem("", f"the definition is {len(raw):,} bytes; the limit is {MAX_DEFINITION_BYTES:,}")])
+        size = f"the definition is {len(raw):,} bytes; the limit is {MAX_DEFINITION_BYTES:,}"
+        raise DefinitionError([Problem("", size)])
     try:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
@@ -86,7 +87,8 @@ def _plain(error: ValidationError) -> Problem:
         missing = [k for k in value if isinstance(inst, dict) and k not in inst]
         return Problem(path, "missing " + ", ".join(f"'{k}'" for k in missing))
     if v == "pattern" and value.startswith("^[a-z][a-z0-9_]"):
-        return Problem(path, f"'{inst}' is not a valid key: start with a lowercase letter, then a-z, 0-9 or _ (63 at most)")
+        return Problem(path, f"'{inst}' is not a valid key: start with a lowercase letter,"
+                             " then a-z, 0-9 or _ (63 at most)")
     if v == "propertyNames":
         return Problem(path, error.message.replace("does not match", "is not a valid key, it should match"))
     if v == "enum":
@@ -213,7 +215,7 @@ def _check_refs(path: str, entity: Entity, app_entities: dict[str, Any], problem
     for f in entity.fields:
         fpath = f"{path}/properties/{f.key}"
         if f.key in SYSTEM_COLUMNS:
-            problems.append(Problem(fpath, f"'{f.key}' is a system column every entity already has; choose another key"))
+            problems.append(Problem(fpath, f"'{f.key}' is a system column every entity has; choose another key"))
         if f.key in RESERVED_WORDS:
             problems.append(Problem(fpath, f"'{f.key}' is an SQL reserved word; choose another key"))
         if f.target is not None and f.target not in app_entities:

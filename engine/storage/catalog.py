@@ -6,9 +6,9 @@ a definition applied by another process is seen on the very next operation; noth
 from __future__ import annotations
 
 import threading
-from typing import Any
 import weakref
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -37,7 +37,7 @@ class CompiledApp:
         return cls(app=app, version=version, tables=AppTables(app),
                    validators={e.key: EntityValidator(e) for e in app.entities})
 
-    def entity(self, key: str):  # noqa: ANN201 - Entity
+    def entity(self, key: str):
         """The entity with this key, or NotFoundError naming the entities there are."""
         try:
             return self.app.entity(key)

@@ -178,9 +178,9 @@ class _Migration:
             for rid, raw in rows:
                 value = nk.convert(old, new, ok.from_db(old, raw))
                 updates.append({"rid": rid, "v": nk.to_db(new, value)})
+            stmt = t.update().where(t.c.id == sa.bindparam("rid")).values({tmp_name: sa.bindparam("v", type_=tmp.type)})
             for i in range(0, len(updates), _BATCH):
-                self.conn.execute(t.update().where(t.c.id == sa.bindparam("rid")).values({tmp_name: sa.bindparam("v", type_=tmp.type)}),
-                                  updates[i: i + _BATCH])
+                self.conn.execute(stmt, updates[i: i + _BATCH])
         with self.op.batch_alter_table(table, recreate="auto") as batch:
             for s in steps:
                 batch.drop_column(s.field)
@@ -196,7 +196,8 @@ class _Migration:
             else:
                 stored = sql_name("_arch", f"v{self.version}", link)
                 self._rename_table(link, stored)
-                self._archive(entity_key, f.key, json.dumps(to_field_schema(f), ensure_ascii=False, default=str), stored)
+                definition = json.dumps(to_field_schema(f), ensure_ascii=False, default=str)
+                self._archive(entity_key, f.key, definition, stored)
             return
         if purge:
             batch.drop_column(f.key)

@@ -15,8 +15,8 @@ from engine.errors import FieldError, RecordValidationError
 from engine.schema import Entity
 from engine.schema.kinds import ConversionError, kind_of
 
-__all__ = ["Filter", "Query", "Sort", "SortKey", "build_conditions", "decode_cursor", "encode_cursor", "keyset_condition",
-           "order_by"]
+__all__ = ["Filter", "Query", "Sort", "SortKey", "build_conditions", "decode_cursor", "encode_cursor",
+           "keyset_condition", "order_by"]
 
 _SYSTEM_SORTABLE = {"created_at", "updated_at", "id"}
 
@@ -214,4 +214,5 @@ def decode_cursor(cursor: str, expected: int) -> list[Any]:
             raise ValueError
         return [_from_jsonable(v) for v in raw]
     except (ValueError, msgspec.DecodeError, TypeError):
-        raise RecordValidationError([FieldError("after", "this page link is out of date; start from the first page")]) from None
+        stale = FieldError("after", "this page link is out of date; start from the first page")
+        raise RecordValidationError([stale]) from None

@@ -23,8 +23,15 @@ from engine.schema.kinds.temporal import format_datetime
 from engine.storage.catalog import CATALOG, CompiledApp
 from engine.storage.database import Database, crm_history, crm_sequences
 from engine.storage.migrate import utcnow
-from engine.storage.query import (Query, build_conditions, decode_cursor, encode_cursor, keyset_condition, order_by,
-                                  sort_columns)
+from engine.storage.query import (
+    Query,
+    build_conditions,
+    decode_cursor,
+    encode_cursor,
+    keyset_condition,
+    order_by,
+    sort_columns,
+)
 
 __all__ = ["Page", "RecordService", "RowReader", "new_id", "reader_for", "row_to_record"]
 
@@ -258,5 +265,12 @@ def bump_sequence(conn: sa.Connection, app: str, entity: str, field: str, at_lea
                  .values(last_value=at_least))
 
 
-__all__ += ["CrmError", "ConversionError", "FieldError", "RecordValidationError", "bump_sequence", "next_numbers",
-            "utcnow"]
+__all__ += [
+    "ConversionError",
+    "CrmError",
+    "FieldError",
+    "RecordValidationError",
+    "bump_sequence",
+    "next_numbers",
+    "utcnow",
+]

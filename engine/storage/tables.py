@@ -80,7 +80,8 @@ class AppTables:
         name = entity_table_name(self.app.name, entity.key)
         columns = _system_columns()
         columns += [column_for(self.app.name, f) for f in entity.fields if f.kind != "relation_many"]
-        indexes = [sa.Index(iname, *cols, unique=unique) for iname, (cols, unique) in index_specs(self.app.name, entity).items()]
+        specs = index_specs(self.app.name, entity)
+        indexes = [sa.Index(iname, *cols, unique=unique) for iname, (cols, unique) in specs.items()]
         indexes.append(sa.Index(sql_name("ix", name, "created_at"), "created_at"))
         return sa.Table(name, self.metadata, *columns, *indexes)
 
@@ -88,12 +89,14 @@ class AppTables:
         name = link_table_name(self.app.name, entity.key, field.key)
         source = entity_table_name(self.app.name, entity.key)
         target = entity_table_name(self.app.name, field.target or "")
+        def end(column: str, refers_to: str) -> sa.Column[Any]:
+            fk = sa.ForeignKey(f"{refers_to}.id", ondelete="CASCADE", name=sql_name("fk", name, column.split("_")[0]))
+            return sa.Column(column, sa.String(36), fk, primary_key=True)
+
         return sa.Table(
             name, self.metadata,
-            sa.Column("source_id", sa.String(36), sa.ForeignKey(f"{source}.id", ondelete="CASCADE",
-                                                                 name=sql_name("fk", name, "source")), primary_key=True),
-            sa.Column("target_id", sa.String(36), sa.ForeignKey(f"{target}.id", ondelete="CASCADE",
-                                                                 name=sql_name("fk", name, "target")), primary_key=True),
+            end("source_id", source),
+            end("target_id", target),
             sa.Index(sql_name("ix", name, "target"), "target_id"),
         )
 

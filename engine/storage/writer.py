@@ -158,7 +158,9 @@ class Writer:
         db_rows = [self._db_row(r, rid, now, version=1, created=True) for r, rid in zip(records, ids, strict=True)]
         self._execute(self.table.insert(), db_rows)
         self._write_links(ids, records, replace=False)
-        self._history([(rid, 1, "create", {k: [None, v] for k, v in r.items()}) for r, rid in zip(records, ids, strict=True)], now)
+        created = [(rid, 1, "create", {k: [None, v] for k, v in r.items()})
+                   for r, rid in zip(records, ids, strict=True)]
+        self._history(created, now)
         return [self._out(r, row) for r, row in zip(records, db_rows, strict=True)]
 
     def _autonumber(self, records: list[dict[str, Any]], keep_ids: bool) -> None:

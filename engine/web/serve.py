@@ -7,7 +7,7 @@ import os
 __all__ = ["asgi_app", "serve"]
 
 
-def asgi_app():  # noqa: ANN201 - a Litestar app; uvicorn's factory entry point
+def asgi_app():
     """The app for uvicorn's `--factory` loading (each worker process builds its own, stateless)."""
     from engine.web import create_app
 

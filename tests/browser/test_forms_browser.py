@@ -13,7 +13,8 @@ from engine.storage.records import RecordService
 from tests.browser.conftest import LiveServer, screenshot
 
 
-def test_create_customer_fixing_a_validation_error_and_picking_a_company(page: Any, live: tuple[LiveServer, Database]) -> None:
+def test_create_customer_fixing_a_validation_error_and_picking_a_company(page: Any,
+                                                                        live: tuple[LiveServer, Database]) -> None:
     server, db = live
     records = RecordService(db, "sales_crm", actor="seed")
     acme = records.create("company", {"name": "Acme Trading GmbH", "city": "Berlin"})

@@ -70,7 +70,7 @@ def _match_option(field: Field, text: str) -> str:
             return o.value
     folded = text.casefold()
     for o in field.options:
-        labels = [o.title, *((t.get("title", "") for t in (o.i18n or {}).values()))]
+        labels = [o.title, *(t.get("title", "") for t in (o.i18n or {}).values())]
         if folded == o.value.casefold() or any(folded == str(lbl).casefold() for lbl in labels):
             return o.value
     return text  # left for the validator, which names the allowed values
