@@ -128,7 +128,7 @@ def test_system_column_as_field_key_is_refused(mini_doc: Doc) -> None:
 
     message = _one_problem_at(mini_doc, "$defs/customer/properties/id")
 
-    assert message == "'id' is a system column every entity already has; choose another key"
+    assert message == "'id' is a system column every entity has; choose another key"
 
 
 def test_select_with_duplicate_options_is_refused(mini_doc: Doc) -> None:
