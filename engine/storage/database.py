@@ -88,6 +88,73 @@ crm_saved_views = sa.Table(
 )
 
 
+# --- accounts, roles, sessions, tokens, audit (engine/auth) --------------------------------------------------
+crm_users = sa.Table(
+    "crm_users", engine_tables,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),  # stored lower-cased
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("password_hash", sa.Text),  # argon2id; None until a password is set
+    sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("is_active", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("last_login_at", sa.DateTime),
+)
+crm_roles = sa.Table(
+    "crm_roles", engine_tables,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("designer", sa.Boolean, nullable=False, default=False),  # may change app definitions
+    sa.Column("permissions", sa.JSON, nullable=False),  # see engine.auth.principal.merge_grants
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+crm_user_roles = sa.Table(
+    "crm_user_roles", engine_tables,
+    sa.Column("user_id", sa.String(36), sa.ForeignKey("crm_users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("role", sa.String(63), sa.ForeignKey("crm_roles.name", ondelete="CASCADE"), primary_key=True),
+)
+crm_sessions = sa.Table(
+    "crm_sessions", engine_tables,
+    sa.Column("id", sa.String(64), primary_key=True),  # sha256 of the cookie value; the value itself is not stored
+    sa.Column("user_id", sa.String(36), sa.ForeignKey("crm_users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("last_seen_at", sa.DateTime, nullable=False),
+    sa.Column("address", sa.Text),
+)
+crm_api_tokens = sa.Table(
+    "crm_api_tokens", engine_tables,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("user_id", sa.String(36), sa.ForeignKey("crm_users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # sha256 of the token
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("last_used_at", sa.DateTime),
+    sa.Column("revoked_at", sa.DateTime),
+)
+crm_login_failures = sa.Table(  # for throttling, per account and per address
+    "crm_login_failures", engine_tables,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("address", sa.Text),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Index("ix_crm_login_failures_email", "email", "at"),
+    sa.Index("ix_crm_login_failures_address", "address", "at"),
+)
+crm_audit = sa.Table(
+    "crm_audit", engine_tables,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("address", sa.Text),
+    sa.Index("ix_crm_audit_at", "at"),
+    sa.Index("ix_crm_audit_action", "action", "at"),
+)
+
+
 def _sqlite_setup(engine: sa.Engine) -> None:
     """Real transactions on SQLite: pysqlite's own BEGIN handling is switched off and we emit BEGIN ourselves,
     so DDL is transactional too; writes take the lock up front (BEGIN IMMEDIATE) to avoid upgrade deadlocks."""

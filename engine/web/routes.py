@@ -24,7 +24,8 @@ def home(request: Request[Any, Any, Any]) -> Template:
 def route_handlers() -> list[Any]:
     """Every handler of the web app."""
     handlers: list[Any] = [home]
-    for module in ("engine.web.lists", "engine.web.records"):
+    for module in ("engine.web.lists", "engine.web.records", "engine.web.auth", "engine.web.roles",
+                   "engine.web.audit_log"):
         try:
             mod = __import__(module, fromlist=["HANDLERS"])
         except ModuleNotFoundError as exc:
