@@ -112,11 +112,13 @@ def _condition(table: sa.Table, entity: Entity, flt: Filter, links: dict[str, sa
     return compare[op]()
 
 
-def build_conditions(table: sa.Table, entity: Entity, query: Query, links: dict[str, sa.Table]) -> list[Any]:
-    """WHERE conditions for a query's filters and quick search; field errors for filters that make no sense."""
+def build_conditions(table: sa.Table, entity: Entity, query: Query, links: dict[str, sa.Table],
+                     hidden: frozenset[str] = frozenset()) -> list[Any]:
+    """WHERE conditions for a query's filters and quick search; field errors for filters that make no sense.
+    Fields `hidden` from the actor cannot be filtered by (as if they did not exist) and are not searched."""
     conditions = []
     errors = []
-    keys = entity.field_map()
+    keys = {k: f for k, f in entity.field_map().items() if k not in hidden}
     for flt in query.filters:
         if flt.field not in keys and flt.field not in ("created_at", "updated_at"):
             errors.append(FieldError(flt.field, "there is no such field to filter by"))
@@ -131,7 +133,8 @@ def build_conditions(table: sa.Table, entity: Entity, query: Query, links: dict[
         raise RecordValidationError(errors)
     if query.search and query.search.strip():
         pattern = f"%{_like_escape(query.search.strip())}%"
-        cols = [table.c[f.key] for f in entity.search_fields() if f.kind not in ("multi_select", "relation_many")]
+        cols = [table.c[f.key] for f in entity.search_fields()
+                if f.kind not in ("multi_select", "relation_many") and f.key not in hidden]
         conditions.append(sa.or_(*(c.ilike(pattern, escape="\\") for c in cols)) if cols else sa.false())
     return conditions
 
@@ -145,9 +148,9 @@ class SortKey:
     nullable: bool
 
 
-def sort_columns(table: sa.Table, entity: Entity, sort: list[Sort]) -> list[SortKey]:
-    """The sort keys of a query, ending with id so the order is total."""
-    keys = entity.field_map()
+def sort_columns(table: sa.Table, entity: Entity, sort: list[Sort], hidden: frozenset[str] = frozenset()) -> list[SortKey]:
+    """The sort keys of a query, ending with id so the order is total (fields `hidden` from the actor refused)."""
+    keys = {k: f for k, f in entity.field_map().items() if k not in hidden}
     out = []
     for s in sort:
         if s.field not in _SYSTEM_SORTABLE and (s.field not in keys or kind_of(keys[s.field].kind).many):
@@ -181,7 +184,10 @@ def keyset_condition(keys: list[SortKey], last: list[Any]) -> Any:
         parts.append(sa.and_(col == value, rest))
     if key.nullable:
         parts.append(col.is_(None))
-    return sa.or_(*parts)
+        return sa.or_(*parts)
+    # A plain range on the leading column lets the database seek in its index; the OR alone makes it scan.
+    bound = col <= value if key.desc else col >= value
+    return sa.and_(bound, sa.or_(*parts))
 
 
 def _jsonable(value: Any) -> Any:

@@ -44,7 +44,9 @@ class DateKind(FieldKind):
 
 def format_datetime(value: dt.datetime) -> str:
     """A UTC datetime as ISO 8601 with a Z, to the second unless it has a fraction."""
-    value = value.astimezone(dt.UTC) if value.tzinfo else value
+    if value.tzinfo is None:  # how the engine stores times (UTC); isoformat shows a fraction only when there is one
+        return value.isoformat() + "Z"
+    value = value.astimezone(dt.UTC)
     spec = "microseconds" if value.microsecond else "seconds"
     return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
