@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy import event
 
@@ -155,6 +156,11 @@ crm_audit = sa.Table(
 )
 
 
+def _json_text(value: Any) -> str:
+    """JSON columns (history changes, multi_select values) through msgspec: several times faster than json.dumps."""
+    return msgspec.json.encode(value).decode()
+
+
 def _sqlite_setup(engine: sa.Engine) -> None:
     """Real transactions on SQLite: pysqlite's own BEGIN handling is switched off and we emit BEGIN ourselves,
     so DDL is transactional too; writes take the lock up front (BEGIN IMMEDIATE) to avoid upgrade deadlocks."""
@@ -182,7 +188,8 @@ class Database:
         if self.url.startswith(("postgresql://", "postgres://")):
             self.url = "postgresql+psycopg://" + self.url.split("://", 1)[1]
         self.engine_kwargs = engine_kwargs  # kept so another connection pool (another "process") can be opened alike
-        self.engine = sa.create_engine(self.url, **engine_kwargs)
+        options = {"json_serializer": _json_text, "json_deserializer": msgspec.json.decode, **engine_kwargs}
+        self.engine = sa.create_engine(self.url, **options)
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine)
