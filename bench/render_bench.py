@@ -12,8 +12,7 @@ import random
 import time
 from typing import Any
 
-from common import (CustomerGenerator, bench_database, db_row, describe_db, install_app, parse_args, summary,
-                    uuid7_at)
+from common import CustomerGenerator, bench_database, db_row, describe_db, install_app, parse_args, summary, uuid7_at
 
 
 def _fill(db: Any, table: Any, entity: Any, rows: int, seed: int) -> None:
@@ -45,9 +44,9 @@ def main() -> None:
     args = parse_args(__doc__ or "", default_rows=20_000,
                       extra=lambda p: p.add_argument("--runs", type=int, default=100, help="timed runs of each"))
     import sqlalchemy as sa
+    from common import customer_entity
     from litestar.testing import TestClient
 
-    from common import customer_entity
     from engine.web import create_app
 
     with bench_database(args.db) as db:
