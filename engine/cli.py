@@ -185,10 +185,23 @@ def cmd_demo(args: argparse.Namespace, db: Database) -> int:
         _out(f"installed the app {APP}")
     if result.skipped:
         _out(f"{APP} already has customers; no demo data added")
+        _show_demo_users(result.users)
         return 0
     for entity, count in result.created.items():
         _out(f"created {count:>6} {result.plurals.get(entity, entity)}")
+    _show_demo_users(result.users)
     return 0
+
+
+def _show_demo_users(users: list[tuple[str, str, str]]) -> None:
+    if not users:
+        return
+    from engine.demo import DEMO_PASSWORD
+
+    _out(["", "demo users (log in at /login after `crm serve`):"])
+    _out(f"  {email:<28} {role}" for email, role, _ in users)
+    _out([f"  password for each: {DEMO_PASSWORD}",
+          "warning: these are demo credentials; do not use this database for real data as it is"])
 
 
 def cmd_serve(args: argparse.Namespace, db: Database) -> int:
@@ -209,6 +222,59 @@ def cmd_init(args: argparse.Namespace, db: Database) -> int:
     except RuntimeError as exc:  # a database set up by a newer crm-builder
         raise _Refused(str(exc)) from None
     _out(f"{'set up' if created else 'already set up:'} {_safe_url(db.url)}")
+    return 0
+
+
+# --- users ------------------------------------------------------------------------------------------------
+def _new_password() -> str:
+    """The password from $CRM_USER_PASSWORD (scripts), else typed twice on a terminal."""
+    if os.environ.get("CRM_USER_PASSWORD"):
+        return os.environ["CRM_USER_PASSWORD"]
+    if not sys.stdin.isatty():
+        raise _Refused("no password: set CRM_USER_PASSWORD, or run this on a terminal to type it")
+    import getpass
+
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Password again: "):
+        raise _Refused("the passwords do not match; nothing was changed")
+    return first
+
+
+def cmd_user_create(args: argparse.Namespace, db: Database) -> int:
+    """crm user create EMAIL --role ROLE [--admin] [--name NAME]"""
+    from engine.auth.accounts import create_user, ensure_default_roles
+
+    ensure_default_roles(db)
+    user = create_user(db, args.email, args.name, _new_password(), is_admin=args.admin, roles=args.role or [],
+                       actor=args.actor)
+    _out(f"created {user.email}{' (admin)' if user.is_admin else ''} with roles: {', '.join(user.roles) or 'none'}")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace, db: Database) -> int:
+    """crm user list"""
+    from engine.auth.accounts import list_users
+
+    users = list_users(db)
+    if not users:
+        _out("no users yet: add one with `crm user create EMAIL --role ROLE`")
+    for u in users:
+        flags = [f for f, on in (("admin", u.is_admin), ("deactivated", not u.is_active)) if on]
+        _out(f"{u.email}\t{u.name}\t{','.join(u.roles) or '-'}\t{' '.join(flags)}".rstrip())
+    return 0
+
+
+def cmd_user_set_password(args: argparse.Namespace, db: Database) -> int:
+    """crm user set-password EMAIL"""
+    from engine.auth.accounts import set_password, user_by_email
+    from engine.auth.sessions import end_user_sessions
+
+    user = user_by_email(db, args.email)
+    if user is None:
+        raise _Refused(f"no user with the email {args.email.strip().lower()}")
+    set_password(db, user.id, _new_password(), actor=args.actor, action="password_reset")
+    end_user_sessions(db, user.id)
+    _out(f"set a new password for {user.email}; their sessions were ended")
     return 0
 
 
@@ -279,6 +345,17 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_positive, metavar="N",
                    help="number of customers; other records in proportion (default: 200)")
     p.add_argument("--seed", type=int, help="random seed, for the same data every time")
+    user = commands.add_parser("user", help="create and list users, set passwords",
+                               description="User accounts (passwords: typed on a terminal, or $CRM_USER_PASSWORD).")
+    users = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    p = command(users, "create", cmd_user_create, "create a user (the default roles are created when missing)")
+    p.add_argument("email", metavar="EMAIL")
+    p.add_argument("--role", action="append", metavar="ROLE", help="a role (repeat for several)")
+    p.add_argument("--admin", action="store_true", help="an administrator: may do everything")
+    p.add_argument("--name", help="the name shown (default: the part of the email before @)")
+    command(users, "list", cmd_user_list, "list the users with their roles")
+    p = command(users, "set-password", cmd_user_set_password, "give a user a new password")
+    p.add_argument("email", metavar="EMAIL")
     p = command(commands, "serve", cmd_serve, "serve the web UI (uvicorn)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")

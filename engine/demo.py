@@ -25,12 +25,18 @@ from engine.storage.records import RecordService, new_id
 from engine.storage.writer import Writer
 from engine.transfer import iter_records
 
-__all__ = ["APP", "DEFAULT_SIZES", "SALES_CRM", "DemoResult", "DemoSizes", "load_demo"]
+__all__ = ["APP", "DEFAULT_SIZES", "DEMO_PASSWORD", "DEMO_USERS", "SALES_CRM", "DemoResult", "DemoSizes",
+           "ensure_demo_users", "load_demo"]
 
 #: The sample app the demo fills.
 SALES_CRM = Path(__file__).resolve().parent.parent / "apps" / "sales_crm.json"
 APP = "sales_crm"
 LOCALES = ("en_US", "de_DE", "zh_CN", "ja_JP", "fr_FR", "es_ES")
+#: The demo accounts: email, name, role ("admin" for the administrator). All share DEMO_PASSWORD.
+DEMO_USERS = (("admin@example.com", "Ada Admin", "admin"), ("rep@example.com", "Sam Rep", "sales_rep"),
+              ("manager@example.com", "Mia Manager", "sales_manager"),
+              ("agent@example.com", "Theo Agent", "service_agent"), ("viewer@example.com", "Vic Viewer", "viewer"))
+DEMO_PASSWORD = "demo-password-1"
 _ORDER = ("company", "customer", "campaign", "deal", "sales_order", "interaction", "ticket")
 
 
@@ -65,6 +71,21 @@ class DemoResult:
     skipped: bool = False
     created: dict[str, int] = field(default_factory=dict)
     plurals: dict[str, str] = field(default_factory=dict)  # entity key -> its plural title, for summaries
+    users: list[tuple[str, str, str]] = field(default_factory=list)  # demo users created: (email, role, name)
+
+
+def ensure_demo_users(db: Database, actor: str = "demo") -> list[tuple[str, str, str]]:
+    """The default roles and the demo accounts, those that are missing; returns the accounts created."""
+    from engine.auth.accounts import create_user, ensure_default_roles, user_by_email
+
+    ensure_default_roles(db)
+    created = []
+    for email, name, role in DEMO_USERS:
+        if user_by_email(db, email) is None:
+            admin = role == "admin"
+            create_user(db, email, name, DEMO_PASSWORD, is_admin=admin, roles=() if admin else (role,), actor=actor)
+            created.append((email, role, name))
+    return created
 
 
 # Per language: country, products, deal title pattern, interaction subjects, ticket subjects, campaign names.
@@ -119,7 +140,7 @@ _PAYMENT = {"zh_CN": ["alipay", "wechat_pay", "bank_transfer"], "de_DE": ["direc
             "bank_transfer"], "ja_JP": ["credit_card", "bank_transfer", "cash"]}
 _PAYMENT_DEFAULT = ["credit_card", "debit_card", "paypal", "bank_transfer", "invoice"]
 _REPS = ["anna.schmidt@example.com", "li.wei@example.com", "john.miller@example.com", "sato.yuki@example.com",
-         "marie.dubois@example.com", "carlos.garcia@example.com"]
+         "marie.dubois@example.com", "carlos.garcia@example.com", "rep@example.com"]  # the last one: the demo sales rep
 _STAGE_PROBABILITY = {"lead": 10, "qualified": 25, "proposal": 50, "negotiation": 75, "won": 100, "lost": 0}
 
 
@@ -329,6 +350,7 @@ def load_demo(db: Database, sizes: DemoSizes = DEFAULT_SIZES, if_empty: bool = F
     if APP not in {a.name for a in apps.list()}:
         apps.apply(definition.read_bytes(), actor=actor, note="demo")
         result.installed = True
+    result.users = ensure_demo_users(db, actor)
     service = RecordService(db, APP, actor)
     existing = service.count("customer")
     if if_empty and existing:

@@ -10,6 +10,7 @@ __all__ = [
     "DefinitionError",
     "FieldError",
     "NotFoundError",
+    "PermissionDenied",
     "PlanRefused",
     "Problem",
     "RecordValidationError",
@@ -93,6 +94,15 @@ class ConflictError(CrmError):
 
 class NotFoundError(CrmError):
     """An app, entity, field or record that does not exist."""
+
+
+class PermissionDenied(CrmError):
+    """An action the acting user's roles do not allow; nothing was read or changed."""
+
+    def __init__(self, action: str, target: str) -> None:
+        self.action = action
+        self.target = target
+        super().__init__(f"you may not {action} {target}")
 
 
 @dataclass

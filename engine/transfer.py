@@ -3,7 +3,10 @@
 Imports are all or nothing: the file is streamed and written in batches inside one transaction, every bad row is
 collected (with its line number and field) across all batches, and any problem rolls the whole import back.
 What an export writes, an import takes back unchanged: rows that carry an `id` keep it, and their autonumber
-values, so exported data moves into another database as it was."""
+values, so exported data moves into another database as it was.
+
+Acting as a Principal, an import needs the "import" permission and an export the "export" permission (and both
+see only what the records service lets the principal see or write); a plain actor name is trusted."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from typing import Any, TextIO
 import msgspec
 import sqlalchemy as sa
 
+from engine.auth.principal import Principal
 from engine.errors import CrmError, FieldError, RecordValidationError
 from engine.schema import Entity
 from engine.schema.kinds import ConversionError, kind_of
@@ -214,6 +218,9 @@ def _write_batch(conn: sa.Connection, writer: Writer, batch: list[_Row], errors:
             first_line[rid] = row.line
             # A row with an id is a record coming back: what it leaves out is empty, not defaulted.
             row.values = {**dict.fromkeys(writer.fields), **row.values}
+            if writer.grant is not None:  # fields the importer may not write are left as the defaults leave them
+                row.values = {k: v for k, v in row.values.items() if v is not None or (k not in writer.grant.hidden
+                              and k not in writer.grant.read_only)}
             kept.append(row)
     written = 0
     for keep_ids, group in ((True, kept), (False, new)):
@@ -228,7 +235,7 @@ def _write_batch(conn: sa.Connection, writer: Writer, batch: list[_Row], errors:
     return written
 
 
-def import_records(db: Database, app: str, entity: str, stream: TextIO, fmt: str, actor: str = "system",
+def import_records(db: Database, app: str, entity: str, stream: TextIO, fmt: str, actor: str | Principal = "system",
                    batch_size: int = BATCH_SIZE) -> int:
     """Import records from a CSV or JSONL stream, all or nothing; returns how many were created.
 
@@ -237,10 +244,11 @@ def import_records(db: Database, app: str, entity: str, stream: TextIO, fmt: str
     defaults), so an export imports back unchanged. RecordValidationError lists every problem with its line
     number and field, and then nothing is stored."""
     _check_format(fmt)
+    service = RecordService(db, app, actor)
     with db.write() as conn:
         compiled = CATALOG.current(conn, app)
         ent = compiled.entity(entity)
-        writer = Writer(conn, compiled, ent, app, actor)
+        writer = Writer(conn, compiled, ent, app, service.actor, service.grant(ent, "import"))
         rows = _csv_rows(stream, ent) if fmt == "csv" else _jsonl_rows(stream)
         errors: list[FieldError] = []
         count = 0
@@ -253,9 +261,9 @@ def import_records(db: Database, app: str, entity: str, stream: TextIO, fmt: str
 
 
 # --- exporting -------------------------------------------------------------------------------------------
-def iter_records(db: Database, app: str, entity: str) -> Iterator[dict[str, Any]]:
-    """Every record of an entity in id order, a page at a time (keyset paging, no OFFSET)."""
-    service = RecordService(db, app)
+def iter_records(db: Database, app: str, entity: str, actor: str | Principal = "system") -> Iterator[dict[str, Any]]:
+    """Every record of an entity the actor may read, in id order, a page at a time (keyset paging, no OFFSET)."""
+    service = RecordService(db, app, actor)
     after: str | None = None
     while True:
         page = service.query(entity, Query(limit=_PAGE, after=after))
@@ -265,24 +273,28 @@ def iter_records(db: Database, app: str, entity: str) -> Iterator[dict[str, Any]
         after = page.next_cursor
 
 
-def export_records(db: Database, app: str, entity: str, out: TextIO, fmt: str) -> int:
+def export_records(db: Database, app: str, entity: str, out: TextIO, fmt: str,
+                   actor: str | Principal = "system") -> int:
     """Write every record of an entity to `out` as CSV (header: id, then field keys in definition order; cells
     as text the import reads back) or JSONL (one record per line, JSON shape, without bookkeeping columns).
-    Returns how many records were written. Open files with newline="" for CSV."""
+    Returns how many records were written. Open files with newline="" for CSV. Fields hidden from the actor are
+    left out."""
     _check_format(fmt)
+    service = RecordService(db, app, actor)
     with db.read() as conn:
         ent = CATALOG.current(conn, app).entity(entity)
-    fields = list(ent.fields)
+    grant = service.grant(ent, "export")
+    fields = [f for f in ent.fields if grant is None or f.key not in grant.hidden]
     count = 0
     if fmt == "csv":
         writer = csv.writer(out)
         writer.writerow(["id", *(f.key for f in fields)])
-        for record in iter_records(db, app, entity):
+        for record in iter_records(db, app, entity, actor):
             writer.writerow([record["id"], *(kind_of(f.kind).to_text(f, record[f.key]) if f.key in record else ""
                                              for f in fields)])
             count += 1
         return count
-    for record in iter_records(db, app, entity):
+    for record in iter_records(db, app, entity, actor):
         out.write(_encoder.encode({k: v for k, v in record.items() if k not in _IGNORED}).decode())
         out.write("\n")
         count += 1

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from engine.storage.database import Database
 
+os.environ.setdefault("CRM_ARGON2_FAST", "1")  # argon2 at its cheapest: password hashing is slow by design
 PG_URL = os.environ.get("CRM_TEST_DATABASE_URL")
 FIXTURES = Path(__file__).parent / "fixtures"
 APPS = Path(__file__).parent.parent / "apps"

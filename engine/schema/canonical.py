@@ -30,7 +30,9 @@ def to_field_schema(field: Field) -> dict[str, Any]:
     for flag, value in (("unique", field.unique), ("indexed", field.indexed), ("hidden", field.hidden)):
         if value:
             xfield[flag] = True
-    if field.searchable != kind.searchable_default:
+    if field.sensitive:
+        xfield["sensitive"] = True
+    if field.searchable != (kind.searchable_default and not field.sensitive):
         xfield["searchable"] = field.searchable
     if field.renamed_from:
         xfield["renamedFrom"] = field.renamed_from

@@ -18,7 +18,7 @@ from referencing import Registry
 from engine.errors import DefinitionError, Problem
 from engine.schema.kinds import KINDS, ConversionError, kind_of
 from engine.schema.limits import MAX_CONDITION_DEPTH, MAX_DEFINITION_BYTES, MAX_DEPTH, MAX_PATTERN_LENGTH
-from engine.schema.model import SYSTEM_COLUMNS, App, Entity, Field, IndexSpec
+from engine.schema.model import SENSITIVE_KINDS, SYSTEM_COLUMNS, App, Entity, Field, IndexSpec
 from engine.schema.names import RESERVED_WORDS
 from engine.schema.validation import QUIET
 
@@ -150,12 +150,24 @@ def _check_pattern(path: str, pattern: str, problems: list[Problem]) -> None:
         problems.append(Problem(path, f"not a valid pattern (RE2 syntax: no look-around or back-references): {reason}"))
 
 
+def _check_sensitive(path: str, kind: str, xfield: dict[str, Any], problems: list[Problem]) -> None:
+    """A sensitive field is stored encrypted with a random nonce: only text-like kinds, and nothing that needs to
+    compare stored values in SQL (uniqueness, indexes, search)."""
+    if kind not in SENSITIVE_KINDS:
+        problems.append(Problem(f"{path}/sensitive", f"a {kind} field cannot be sensitive"
+                                                     f" (only {', '.join(SENSITIVE_KINDS)})"))
+    for flag in ("unique", "indexed", "searchable"):
+        if xfield.get(flag):
+            problems.append(Problem(f"{path}/{flag}", f"a sensitive field cannot be {flag}: its values are stored"
+                                                      " encrypted, so the database cannot compare them"))
+
+
 def _load_field(path: str, key: str, prop: dict[str, Any], required: bool, problems: list[Problem]) -> Field | None:
     xfield = prop["x-crm-field"]
     kind = kind_of(xfield["kind"])
     start = len(problems)
     for setting in sorted(set(xfield) - {"kind", "unique", "indexed", "hidden", "searchable", "renamedFrom",
-                                         "visibleIf"} - set(kind.settings)):
+                                         "visibleIf", "sensitive"} - set(kind.settings)):
         problems.append(Problem(f"{path}/x-crm-field/{setting}", f"'{setting}' does not apply to a {kind.name} field"))
     if kind.name in ("relation", "relation_many") and "entity" not in xfield:
         problems.append(Problem(f"{path}/x-crm-field", "missing 'entity': the entity this field relates to"))
@@ -165,6 +177,8 @@ def _load_field(path: str, key: str, prop: dict[str, Any], required: bool, probl
         _check_pattern(f"{path}/pattern", prop["pattern"], problems)
     if "visibleIf" in xfield:
         _check_condition(f"{path}/x-crm-field/visibleIf", xfield["visibleIf"], problems)
+    if xfield.get("sensitive"):
+        _check_sensitive(f"{path}/x-crm-field", kind.name, xfield, problems)
     if len(problems) > start:
         return None
     settings = kind.read_settings(xfield, prop)
@@ -178,7 +192,8 @@ def _load_field(path: str, key: str, prop: dict[str, Any], required: bool, probl
         unique=xfield.get("unique", False),
         indexed=xfield.get("indexed", False),
         hidden=xfield.get("hidden", False),
-        searchable=xfield.get("searchable", kind.searchable_default),
+        searchable=xfield.get("searchable", kind.searchable_default and not xfield.get("sensitive", False)),
+        sensitive=xfield.get("sensitive", False),
         read_only=prop.get("readOnly", False) or forced_read_only,
         visible_if=xfield.get("visibleIf"),
         renamed_from=xfield.get("renamedFrom"),
@@ -227,18 +242,24 @@ def _check_refs(path: str, entity: Entity, app_entities: dict[str, Any], problem
         problems.append(Problem(f"{path}/properties", f"two fields say they are renamed from '{dup}'"))
     if entity.title_field and entity.title_field not in keys:
         problems.append(Problem(f"{path}/x-crm-entity/titleField", f"there is no field '{entity.title_field}'"))
+    elif entity.title_field and entity.field(entity.title_field).sensitive:
+        problems.append(Problem(f"{path}/x-crm-entity/titleField", f"'{entity.title_field}' is sensitive;"
+                                                                   " a record's title is shown everywhere"))
     for i, idx in enumerate(entity.indexes):
         for name in idx.fields:
             if name not in keys:
                 problems.append(Problem(f"{path}/x-crm-indexes/{i}/fields", f"there is no field '{name}'"))
             elif entity.field(name).kind == "relation_many":
                 problems.append(Problem(f"{path}/x-crm-indexes/{i}/fields", f"'{name}' is stored in a link table"))
+            elif entity.field(name).sensitive:
+                problems.append(Problem(f"{path}/x-crm-indexes/{i}/fields", f"'{name}' is sensitive (encrypted)"))
     view = (entity.views or {}).get("list", {})
     for name in view.get("columns", []):
         if name not in listable:
             problems.append(Problem(f"{path}/x-crm-views/list/columns", f"there is no field '{name}'"))
     for i, s in enumerate(view.get("sort", [])):
-        if s["field"] not in listable or (s["field"] in keys and kind_of(entity.field(s["field"]).kind).many):
+        if s["field"] not in listable or (s["field"] in keys and (kind_of(entity.field(s["field"]).kind).many
+                                                                  or entity.field(s["field"]).sensitive)):
             problems.append(Problem(f"{path}/x-crm-views/list/sort/{i}/field", f"cannot sort by '{s['field']}'"))
     seen: set[str] = set()
     for i, section in enumerate((entity.form or {}).get("sections", [])):

@@ -6,10 +6,12 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["SYSTEM_COLUMNS", "App", "Entity", "Field", "IndexSpec", "Option"]
+__all__ = ["SENSITIVE_KINDS", "SYSTEM_COLUMNS", "App", "Entity", "Field", "IndexSpec", "Option"]
 
 #: Columns every entity table has; field keys may not use these names.
 SYSTEM_COLUMNS = ("id", "created_at", "updated_at", "created_by", "updated_by", "version")
+#: Field kinds that may be marked sensitive (encrypted at rest): their values are stored as text anyway.
+SENSITIVE_KINDS = ("text", "long_text", "email", "phone", "url")
 
 
 class Option(msgspec.Struct, frozen=True):
@@ -57,6 +59,7 @@ class Field(msgspec.Struct, frozen=True):
     renamed_from: str | None = None
     ui: dict[str, Any] | None = None
     i18n: dict[str, Any] | None = None
+    sensitive: bool = False  # encrypted at rest (engine/storage/crypto.py), masked in lists
 
     def option_values(self) -> list[str]:
         """The stored values of this field's options, in order."""

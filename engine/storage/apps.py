@@ -1,7 +1,9 @@
 """Apps: plan and apply definitions, export them, list them, show their history and roll back.
 
 Applying takes the app's row lock (SQLite: the write lock), recomputes the plan inside the transaction and applies
-it there, so the plan shown is the plan checked, and concurrent appliers cannot interleave."""
+it there, so the plan shown is the plan checked, and concurrent appliers cannot interleave.
+Changing definitions needs a designer (or admin) Principal; a plain actor name is trusted. Every applied version is
+written to the audit log in the same transaction."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from engine.errors import NotFoundError, PlanRefused
+from engine.auth.audit import audit_in
+from engine.auth.principal import Principal
+from engine.errors import NotFoundError, PermissionDenied, PlanRefused
 from engine.schema import App, load_definition, to_bytes
 from engine.storage.catalog import CATALOG
 from engine.storage.database import Database, crm_app_versions, crm_apps
@@ -67,24 +71,32 @@ class AppService:
             old, _ = self._current(conn, new.name)
             return compute_plan(conn, new.name, old, new, purge)
 
-    def apply(self, source: bytes | str | dict[str, Any] | App, purge: bool = False, actor: str = "system",
+    def apply(self, source: bytes | str | dict[str, Any] | App, purge: bool = False, actor: str | Principal = "system",
               note: str | None = None) -> MigrationPlan:
         """Apply a definition as the app's next version in one transaction; PlanRefused (nothing changed) if the
-        plan has blockers. A definition with no changes creates no version."""
+        plan has blockers. A definition with no changes creates no version. PermissionDenied for a Principal that
+        may not design apps."""
+        return self._apply(source, purge, actor, note, "definition_applied")
+
+    def _apply(self, source: bytes | str | dict[str, Any] | App, purge: bool, actor: str | Principal,
+               note: str | None, audit_action: str) -> MigrationPlan:
+        _designer(actor)
         new = source if isinstance(source, App) else load_definition(source)
+        name = actor.name if isinstance(actor, Principal) else actor
         with self.db.engine.connect() as conn:
             if self.db.is_sqlite:  # batch-mode table copies must not trip foreign keys mid-way
                 conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
             try:
                 conn = conn.execution_options(crm_write=True)
                 with conn.begin():
-                    plan = self._apply_in(conn, new, purge, actor, note)
+                    plan = self._apply_in(conn, new, purge, name, note, audit_action)
             finally:
                 if self.db.is_sqlite:
                     conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
         return plan
 
-    def _apply_in(self, conn: sa.Connection, new: App, purge: bool, actor: str, note: str | None) -> MigrationPlan:
+    def _apply_in(self, conn: sa.Connection, new: App, purge: bool, actor: str, note: str | None,
+                  audit_action: str) -> MigrationPlan:
         old, version = self._current(conn, new.name, lock=True)
         plan = compute_plan(conn, new.name, old, new, purge)
         if not plan.ok:
@@ -104,6 +116,8 @@ class AppService:
         else:
             conn.execute(crm_apps.update().where(crm_apps.c.name == new.name)
                          .values(title=new.title, current_version=next_version, updated_at=now))
+        audit_in(conn, actor, audit_action, new.name, {"version": next_version, "note": note,
+                                                       "steps": [s.describe() for s in plan.steps]})
         return plan
 
     def export(self, name: str, version: int | None = None) -> bytes:
@@ -141,8 +155,16 @@ class AppService:
         with self.db.read() as conn:
             return CATALOG.at(conn, name, version).app
 
-    def rollback(self, name: str, version: int, actor: str = "system", purge: bool = False) -> MigrationPlan:
+    def rollback(self, name: str, version: int, actor: str | Principal = "system",
+                 purge: bool = False) -> MigrationPlan:
         """Return to an earlier version's definition, as a new version: renames are undone, removed fields and
         entities come back from the archive with their values."""
+        _designer(actor)
         target = self.definition_at(name, version)
-        return self.apply(target, purge=purge, actor=actor, note=f"rollback to version {version}")
+        return self._apply(target, purge, actor, f"rollback to version {version}", "definition_rolled_back")
+
+
+def _designer(actor: str | Principal) -> None:
+    """PermissionDenied unless the actor may change app definitions."""
+    if isinstance(actor, Principal) and not actor.can_design:
+        raise PermissionDenied("change", "app definitions")

@@ -21,7 +21,7 @@ from engine.schema.kinds import kind_of
 from engine.schema.names import sql_name
 from engine.storage.database import crm_archive, crm_history, crm_sequences
 from engine.storage.plan import MigrationPlan, Step
-from engine.storage.tables import AppTables, column_for, entity_table_name, index_specs, link_table_name
+from engine.storage.tables import AppTables, column_for, entity_table_name, index_specs, link_table_name, storage_type
 
 __all__ = ["apply_plan"]
 
@@ -139,7 +139,7 @@ class _Migration:
         for s in steps:
             if s.action == "fill_default":
                 f = new_entity.field(s.field or "")
-                col = sa.column(f.key, kind_of(f.kind).sql_type(f))
+                col = sa.column(f.key, storage_type(f))
                 self.conn.execute(sa.table(table, col).update().where(col.is_(None))
                                   .values({f.key: kind_of(f.kind).to_db(f, f.default)}))
 
@@ -169,9 +169,9 @@ class _Migration:
             new = new_entity.field(s.field or "")
             old = self._old_field_for(old_entity, new.key)
             ok, nk = kind_of(old.kind), kind_of(new.kind)
-            src = sa.column(new.key, ok.sql_type(old))
+            src = sa.column(new.key, storage_type(old))
             tmp_name = sql_name("_new", new.key)
-            tmp = sa.column(tmp_name, nk.sql_type(new))
+            tmp = sa.column(tmp_name, storage_type(new))
             t = sa.table(table, sa.column("id"), src, tmp)
             rows = self.conn.execute(sa.select(t.c.id, src).where(src.is_not(None))).all()
             updates = []

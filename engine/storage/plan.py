@@ -20,7 +20,7 @@ from engine.schema.kinds import ConversionError, kind_of
 from engine.schema.loader import _load_entity
 from engine.schema.validation import EntityValidator, field_errors
 from engine.storage.database import crm_archive
-from engine.storage.tables import entity_table_name
+from engine.storage.tables import entity_table_name, storage_type
 
 __all__ = ["Blocker", "MigrationPlan", "Step", "compute_plan"]
 
@@ -118,7 +118,7 @@ class MigrationPlan:
 
 
 def _storage_signature(f: Field) -> tuple[Any, ...]:
-    return (f.kind, f.precision, f.scale, f.target)
+    return (f.kind, f.precision, f.scale, f.target, f.sensitive)
 
 
 def _rules_signature(f: Field) -> str:
@@ -248,8 +248,10 @@ class _Planner:
         convert = _storage_signature(old) != _storage_signature(new)
         check = convert or _rules_signature(old) != _rules_signature(new)
         if convert:
-            self.plan.steps.append(Step("convert_field", entity.key, new.key, note=f"{old.kind} -> {new.kind}"
-                                        if old.kind != new.kind else "new storage settings"))
+            note = (f"{old.kind} -> {new.kind}" if old.kind != new.kind
+                    else ("encrypt values" if new.sensitive else "decrypt values") if old.sensitive != new.sensitive
+                    else "new storage settings")
+            self.plan.steps.append(Step("convert_field", entity.key, new.key, note=note))
         elif check:
             self.plan.steps.append(Step("check_field", entity.key, new.key))
         elif to_field_schema(old) != to_field_schema(new) and old.key == new.key:
@@ -283,7 +285,7 @@ class _Planner:
 
     def _check_values(self, entity: Entity, old: Field, new: Field, table: str, column: str, convert: bool) -> None:
         old_kind, new_kind = kind_of(old.kind), kind_of(new.kind)
-        col = sa.column(column, old_kind.sql_type(old))
+        col = sa.column(column, storage_type(old))
         stmt = (sa.select(sa.column("id"), col, self._title_col(entity, table).label("t"))
                 .select_from(sa.table(table)).where(col.is_not(None)).order_by(sa.column("id")))
         count, sample = 0, []
@@ -322,7 +324,7 @@ class _Planner:
         from engine.storage.records import row_to_record
 
         validator = EntityValidator(new_e)
-        t = sa.table(table, *(sa.column(f.key, kind_of(f.kind).sql_type(f)) for f in old_e.fields
+        t = sa.table(table, *(sa.column(f.key, storage_type(f)) for f in old_e.fields
                               if f.kind != "relation_many" and f.key in new_e.field_map()), sa.column("id"))
         count, sample = 0, []
         fields = [f for f in new_e.fields if f.kind != "relation_many" and f.key in old_e.field_map()]
@@ -405,4 +407,15 @@ def lineage(conn: sa.Connection, app_name: str) -> tuple[dict[str, set[str]], di
 
 def compute_plan(conn: sa.Connection, app_name: str, old: App | None, new: App, purge: bool = False) -> MigrationPlan:
     """The plan for applying `new` over `old` (None for a new app), with data checks run on `conn`."""
-    return _Planner(conn, app_name, old, new, purge).run()
+    planner = _Planner(conn, app_name, old, new, purge)
+    from engine.storage.crypto import KEY_ENV, has_key
+
+    if not has_key():  # refuse before any data check tries to read encrypted values
+        touched = [(e, f) for app in (old, new) if app for e in app.entities for f in e.fields if f.sensitive]
+        for e, f in touched:
+            if not any(b.entity == e.key and b.field == f.key for b in planner.plan.blockers):
+                message = f"is sensitive (encrypted at rest): set the {KEY_ENV} environment variable to apply this"
+                planner.plan.blockers.append(Blocker(e.key, f.key, message + " definition"))
+        if planner.plan.blockers:
+            return planner.plan
+    return planner.run()

@@ -148,7 +148,8 @@ class SortKey:
     nullable: bool
 
 
-def sort_columns(table: sa.Table, entity: Entity, sort: list[Sort], hidden: frozenset[str] = frozenset()) -> list[SortKey]:
+def sort_columns(table: sa.Table, entity: Entity, sort: list[Sort],
+                 hidden: frozenset[str] = frozenset()) -> list[SortKey]:
     """The sort keys of a query, ending with id so the order is total (fields `hidden` from the actor refused)."""
     keys = {k: f for k, f in entity.field_map().items() if k not in hidden}
     out = []

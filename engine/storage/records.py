@@ -2,7 +2,10 @@
 
 Every write validates with the entity's compiled validator, checks unique values and relation targets against the
 database (reported as field errors), and stores its history (who, when, field, old -> new) in the same
-transaction. Updates carry the version they were based on; a stale version is a conflict and writes nothing."""
+transaction. Updates carry the version they were based on; a stale version is a conflict and writes nothing.
+
+Permissions are enforced here and nowhere else: acting as a Principal, every read and write checks the entity's
+grant (the action, own-records-only, hidden and read-only fields); a plain actor name is trusted (CLI, system)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.errors import ConflictError, CrmError, FieldError, NotFoundError, RecordValidationError
+from engine.auth.principal import EntityGrant, Principal
+from engine.errors import ConflictError, CrmError, FieldError, NotFoundError, PermissionDenied, RecordValidationError
 from engine.schema import Entity, Field
 from engine.schema.kinds import ConversionError, FieldKind, kind_of
 from engine.schema.kinds.temporal import format_datetime
@@ -33,7 +37,8 @@ from engine.storage.query import (
     sort_columns,
 )
 
-__all__ = ["Page", "RecordService", "RowReader", "new_id", "reader_for", "row_to_record"]
+__all__ = ["Page", "RecordService", "RowReader", "new_id", "owned_condition", "reader_for", "row_to_record",
+           "without_hidden"]
 
 _SYSTEM_OUT = ("created_at", "updated_at", "created_by", "updated_by", "version")
 
@@ -102,6 +107,21 @@ def reader_for(compiled: CompiledApp, entity: Entity) -> RowReader:
     return reader
 
 
+def owned_condition(table: sa.Table, grant: EntityGrant | None, name: str) -> list[Any]:
+    """The WHERE condition limiting an own-records-only grant to the rows `name` owns ([] when all are allowed)."""
+    if grant is None or not grant.own_only:
+        return []
+    column = grant.owner_field or "created_by"
+    return [table.c[column] == name] if column in table.c else [sa.false()]
+
+
+def without_hidden(record: dict[str, Any], grant: EntityGrant | None) -> dict[str, Any]:
+    """The record without the fields the grant hides."""
+    if grant is None or not grant.hidden:
+        return record
+    return {k: v for k, v in record.items() if k not in grant.hidden}
+
+
 @dataclass
 class Page:
     """One page of a query: the records and the cursor of the next page (None on the last)."""
@@ -111,12 +131,27 @@ class Page:
 
 
 class RecordService:
-    """Records of one app, acting as `actor` (a user name or email) for history."""
+    """Records of one app, acting as `actor`: a Principal is held to its roles; a plain name (the CLI, the system)
+    is trusted. History records the actor's name."""
 
-    def __init__(self, db: Database, app: str, actor: str = "system") -> None:
+    def __init__(self, db: Database, app: str, actor: str | Principal = "system") -> None:
         self.db = db
         self.app_name = app
-        self.actor = actor
+        self.principal = actor if isinstance(actor, Principal) else None
+        self.actor = actor.name if isinstance(actor, Principal) else actor
+
+    def grant(self, entity: Entity, action: str) -> EntityGrant | None:
+        """The acting principal's grant for the entity (None when trusted); PermissionDenied without `action`."""
+        if self.principal is None:
+            return None
+        grant = self.principal.grant(self.app_name, entity.key)
+        if not grant.allows(action):
+            raise PermissionDenied(action, f"{(entity.plural or entity.title).lower()} in app {self.app_name}")
+        return grant
+
+    def may(self, entity: str, action: str) -> bool:
+        """Whether the actor may do `action` on the entity's records (for showing or hiding controls)."""
+        return self.principal is None or self.principal.can(self.app_name, entity, action)
 
     # --- reading --------------------------------------------------------------------------------------
     def _compiled(self, conn: sa.Connection) -> CompiledApp:
@@ -126,12 +161,15 @@ class RecordService:
         """One record; NotFoundError if it does not exist."""
         with self.db.read() as conn:
             compiled = self._compiled(conn)
-            return self._get(conn, compiled, compiled.entity(entity), record_id)
+            ent = compiled.entity(entity)
+            grant = self.grant(ent, "read")
+            return without_hidden(self._get(conn, compiled, ent, record_id, grant=grant), grant)
 
     def _get(self, conn: sa.Connection, compiled: CompiledApp, entity: Entity, record_id: str,
-             lock: bool = False) -> dict[str, Any]:
+             lock: bool = False, grant: EntityGrant | None = None) -> dict[str, Any]:
         table = compiled.tables.table(entity.key)
-        stmt = sa.select(table).where(table.c.id == str(record_id))
+        # A record outside an own-records grant does not exist for this actor (NotFoundError, not a hint).
+        stmt = sa.select(table).where(table.c.id == str(record_id), *owned_condition(table, grant, self.actor))
         if lock and conn.dialect.name != "sqlite":
             stmt = stmt.with_for_update()
         row = conn.execute(stmt).mappings().first()
@@ -162,10 +200,12 @@ class RecordService:
         with self.db.read() as conn:
             compiled = self._compiled(conn)
             ent = compiled.entity(entity)
+            grant = self.grant(ent, "read")
+            hidden = grant.hidden if grant else frozenset()
             table = compiled.tables.table(ent.key)
             links = {f.key: compiled.tables.link(ent.key, f.key) for f in ent.fields if f.kind == "relation_many"}
-            conditions = build_conditions(table, ent, query, links)
-            columns = sort_columns(table, ent, query.sort)
+            conditions = build_conditions(table, ent, query, links, hidden) + owned_condition(table, grant, self.actor)
+            columns = sort_columns(table, ent, query.sort, hidden)
             if query.after:
                 conditions.append(keyset_condition(columns, decode_cursor(query.after, len(columns))))
             limit = max(1, min(query.limit, 1000))
@@ -178,7 +218,7 @@ class RecordService:
             self._attach_links(conn, compiled, ent, records)
             pos = reader.positions
             cursor = encode_cursor([rows[-1][pos[k.column.name]] for k in columns]) if more and rows else None
-            return Page(records, cursor)
+            return Page([without_hidden(r, grant) for r in records], cursor)
 
     def count(self, entity: str, query: Query | None = None, up_to: int | None = None) -> int:
         """How many records match; with `up_to`, counting stops there (for "more than N" on big tables)."""
@@ -186,9 +226,11 @@ class RecordService:
         with self.db.read() as conn:
             compiled = self._compiled(conn)
             ent = compiled.entity(entity)
+            grant = self.grant(ent, "read")
             table = compiled.tables.table(ent.key)
             links = {f.key: compiled.tables.link(ent.key, f.key) for f in ent.fields if f.kind == "relation_many"}
-            inner = sa.select(table.c.id).where(*build_conditions(table, ent, query, links))
+            conditions = build_conditions(table, ent, query, links, grant.hidden if grant else frozenset())
+            inner = sa.select(table.c.id).where(*conditions, *owned_condition(table, grant, self.actor))
             if up_to is not None:
                 inner = inner.limit(up_to)
             return conn.execute(sa.select(sa.func.count()).select_from(inner.subquery())).scalar() or 0
@@ -196,11 +238,17 @@ class RecordService:
     def history(self, entity: str, record_id: str) -> list[dict[str, Any]]:
         """Every change to a record, oldest first: who, when, action, {field: [old, new]}."""
         with self.db.read() as conn:
+            grant = None
+            if self.principal is not None:
+                compiled = self._compiled(conn)
+                ent = compiled.entity(entity)
+                grant = self.grant(ent, "read")
+                self._get(conn, compiled, ent, record_id, grant=grant)  # NotFoundError outside an own-records grant
             rows = conn.execute(sa.select(crm_history).where(
                 crm_history.c.app == self.app_name, crm_history.c.entity == entity,
                 crm_history.c.record_id == str(record_id)).order_by(crm_history.c.id)).mappings().all()
         return [{"at": format_datetime(r["at"]), "actor": r["actor"], "action": r["action"],
-                 "version": r["record_version"], "changes": r["changes"]} for r in rows]
+                 "version": r["record_version"], "changes": without_hidden(r["changes"], grant)} for r in rows]
 
     # --- writing --------------------------------------------------------------------------------------
     def create(self, entity: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,8 +263,10 @@ class RecordService:
 
         with self.db.write() as conn:
             compiled = self._compiled(conn)
-            writer = Writer(conn, compiled, compiled.entity(entity), self.app_name, self.actor)
-            return writer.insert(rows, lines, keep_ids)
+            ent = compiled.entity(entity)
+            grant = self.grant(ent, "create")
+            writer = Writer(conn, compiled, ent, self.app_name, self.actor, grant)
+            return [without_hidden(r, grant) for r in writer.insert(rows, lines, keep_ids)]
 
     def update(self, entity: str, record_id: str, changes: Mapping[str, Any],
                expected_version: int | None = None) -> dict[str, Any]:
@@ -227,10 +277,13 @@ class RecordService:
         with self.db.write() as conn:
             compiled = self._compiled(conn)
             ent = compiled.entity(entity)
-            current = self._get(conn, compiled, ent, record_id, lock=True)
+            grant = self.grant(ent, "update")
+            current = self._get(conn, compiled, ent, record_id, lock=True, grant=grant)
             if expected_version is not None and current["version"] != expected_version:
-                raise ConflictError(str(record_id), expected_version, current["version"], current)
-            return Writer(conn, compiled, ent, self.app_name, self.actor).update(current, changes)
+                raise ConflictError(str(record_id), expected_version, current["version"],
+                                    without_hidden(current, grant))
+            writer = Writer(conn, compiled, ent, self.app_name, self.actor, grant)
+            return without_hidden(writer.update(current, changes), grant)
 
     def delete(self, entity: str, record_id: str, expected_version: int | None = None) -> None:
         """Delete a record, applying the on-delete rule of every relation pointing at it (restrict refuses,
@@ -240,9 +293,11 @@ class RecordService:
         with self.db.write() as conn:
             compiled = self._compiled(conn)
             ent = compiled.entity(entity)
-            current = self._get(conn, compiled, ent, record_id, lock=True)
+            grant = self.grant(ent, "delete")
+            current = self._get(conn, compiled, ent, record_id, lock=True, grant=grant)
             if expected_version is not None and current["version"] != expected_version:
-                raise ConflictError(str(record_id), expected_version, current["version"], current)
+                raise ConflictError(str(record_id), expected_version, current["version"],
+                                    without_hidden(current, grant))
             Writer(conn, compiled, ent, self.app_name, self.actor).delete(current)
 
 
@@ -269,6 +324,7 @@ __all__ += [
     "ConversionError",
     "CrmError",
     "FieldError",
+    "PermissionDenied",
     "RecordValidationError",
     "bump_sequence",
     "next_numbers",

@@ -10,7 +10,7 @@ from engine.schema.kinds import kind_of
 from engine.schema.model import App, Entity, Field
 from engine.schema.names import sql_name
 
-__all__ = ["AppTables", "column_for", "entity_table_name", "index_specs", "link_table_name"]
+__all__ = ["AppTables", "column_for", "entity_table_name", "index_specs", "link_table_name", "storage_type"]
 
 
 def entity_table_name(app: str, entity: str) -> str:
@@ -23,9 +23,18 @@ def link_table_name(app: str, entity: str, field: str) -> str:
     return sql_name(app, entity, field)
 
 
+def storage_type(field: Field) -> Any:
+    """The SQL type a field's column is read and written through: encrypted text for sensitive fields."""
+    if field.sensitive:
+        from engine.storage.crypto import EncryptedText
+
+        return EncryptedText()
+    return kind_of(field.kind).sql_type(field)
+
+
 def column_for(app: str, field: Field, name: str | None = None) -> sa.Column[Any]:
     """The column storing a field (None for relation_many, which lives in a link table)."""
-    sql_type = kind_of(field.kind).sql_type(field)
+    sql_type = storage_type(field)
     args: list[Any] = []
     if field.kind == "relation":
         args.append(sa.ForeignKey(f"{entity_table_name(app, field.target or '')}.id",

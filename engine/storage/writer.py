@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.auth.principal import EntityGrant
 from engine.errors import FieldError, RecordValidationError
 from engine.schema import Entity, Field
 from engine.schema.kinds import ConversionError, kind_of
@@ -30,26 +31,50 @@ def _empty(value: Any) -> bool:
 
 
 class Writer:
-    """Writes records of one entity on one connection."""
+    """Writes records of one entity on one connection; with a `grant`, values are held to it (hidden and read-only
+    fields, the owner of own-records grants)."""
 
-    def __init__(self, conn: sa.Connection, compiled: CompiledApp, entity: Entity, app: str, actor: str) -> None:
+    def __init__(self, conn: sa.Connection, compiled: CompiledApp, entity: Entity, app: str, actor: str,
+                 grant: EntityGrant | None = None) -> None:
         self.conn, self.compiled, self.entity, self.app, self.actor = conn, compiled, entity, app, actor
+        self.grant = grant
         self.table = compiled.tables.table(entity.key)
         self.fields = entity.field_map()
         self.validator = compiled.validators[entity.key]
 
     # --- preparing values -----------------------------------------------------------------------------
+    def _granted(self, key: str, value: Any, current: dict[str, Any] | None) -> FieldError | None:
+        """Why the grant refuses writing `value` to `key` (None when it allows it). Unchanged and empty values pass,
+        so a form or an exported file that carries them back is not refused."""
+        grant = self.grant
+        if grant is None:
+            return None
+        unchanged = _empty(value) if current is None else value == current.get(key)
+        if key in grant.hidden and not (current is None and _empty(value)):
+            return FieldError(key, f"{self.entity.title} has no field '{key}'")  # hidden: as if it did not exist
+        if key in grant.read_only and not unchanged:
+            return FieldError(key, "is read-only for you")
+        if grant.own_only and key == grant.owner_field and not _empty(value) and value != self.actor:
+            return FieldError(key, "you can only give records to yourself")
+        return None
+
     def _prepare(self, values: Mapping[str, Any], current: dict[str, Any] | None,
                  trusted: bool) -> tuple[dict[str, Any], list[FieldError]]:
         errors: list[FieldError] = []
         record = {k: v for k, v in (current or {}).items() if k in self.fields}
+        owner = self.grant.owner_field if self.grant is not None and self.grant.own_only else None
+        if current is None and owner in self.fields and _empty(values.get(owner or "")):
+            values = {**values, owner or "": self.actor}  # an own-records user creates their own records
         for key, value in values.items():
             if key in SYSTEM_COLUMNS:
                 continue  # id and bookkeeping columns are the engine's (ids of imports are handled by insert)
             f = self.fields.get(key)
-            if f is None:
-                errors.append(FieldError(key, f"{self.entity.title} has no field '{key}'"))
+            refused = self._granted(key, value, current) if f is not None else None
+            if f is None or refused is not None:
+                errors.append(refused or FieldError(key, f"{self.entity.title} has no field '{key}'"))
                 continue
+            if self.grant is not None and key in self.grant.hidden:
+                continue  # an empty hidden value on a new record: the default applies
             if f.read_only and not trusted:
                 if current is not None and value == current.get(key):
                     continue

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
+from litestar.exceptions import NotAuthorizedException
 
+from engine.auth.principal import Principal
 from engine.schema import App, Entity
 from engine.storage.apps import AppService
 from engine.storage.database import Database
@@ -20,9 +24,20 @@ def database(request: Request[Any, Any, Any]) -> Database:
     return request.app.state["db"]
 
 
-def current_user(request: Request[Any, Any, Any]) -> str:
-    """Who is acting. The one place the current user is resolved (accounts arrive with the users issue)."""
-    return "web"
+def current_user(request: Request[Any, Any, Any]) -> Principal:
+    """Who is acting: the Principal the auth middleware resolved from the session cookie or API token.
+    The one place the current user is resolved."""
+    principal = request.scope.get("state", {}).get("principal")
+    if not isinstance(principal, Principal):
+        raise NotAuthorizedException("log in first")
+    return principal
+
+
+@functools.cache
+def _records_take_principal() -> bool:
+    """Whether RecordService's `actor` accepts a Principal (it did not always: then it gets the user's name)."""
+    annotation = inspect.signature(RecordService.__init__).parameters["actor"].annotation
+    return "Principal" in str(annotation)
 
 
 @dataclass
@@ -49,4 +64,6 @@ def scope(request: Request[Any, Any, Any], app_name: str, entity_key: str) -> Sc
         entity = app.entity(entity_key)
     except KeyError:
         raise NotFoundError(f"app '{app.title}' has no entity '{entity_key}'") from None
-    return Scope(app, entity, RecordService(db, app_name, actor=current_user(request)))
+    principal = current_user(request)
+    actor: Any = principal if _records_take_principal() else principal.name
+    return Scope(app, entity, RecordService(db, app_name, actor=actor))

@@ -9,7 +9,7 @@ from jinja2 import Environment
 from engine.schema import Entity, Field
 from engine.schema.kinds import kind_of
 
-__all__ = ["display", "entity_label", "register"]
+__all__ = ["display", "entity_label", "masked", "register"]
 
 
 def display(value: Any, field: Field) -> str:
@@ -17,6 +17,15 @@ def display(value: Any, field: Field) -> str:
     if value is None or value == [] or value == "":
         return ""
     return kind_of(field.kind).display(field, value)
+
+
+def masked(value: Any, field: Field) -> str:
+    """A value for lists: sensitive fields show only bullets and their last two characters, others as `display`."""
+    if not field.sensitive:
+        return display(value, field)
+    from engine.storage.crypto import mask
+
+    return mask(value)
 
 
 def entity_label(entity: Entity, plural: bool = False) -> str:
@@ -27,5 +36,6 @@ def entity_label(entity: Entity, plural: bool = False) -> str:
 def register(env: Environment) -> None:
     """Install our filters and globals on a Jinja environment."""
     env.filters["display"] = display
+    env.filters["masked"] = masked
     env.globals["entity_label"] = entity_label
     env.globals["kind_of"] = kind_of

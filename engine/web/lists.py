@@ -14,12 +14,13 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
-from litestar import get, post
+from litestar import Router, get, post
 from litestar.concurrency import sync_to_thread
 from litestar.params import FromPath, URLEncodedBody
 from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
 from litestar.response import Redirect, Stream, Template
 
+from engine.auth.audit import audit
 from engine.errors import CrmError, FieldError, RecordValidationError
 from engine.forms.listquery import ListView, column_fields, describe_filter, op_label, operators_for, read_list_view
 from engine.schema import Entity, Field
@@ -29,7 +30,8 @@ from engine.storage.database import Database, crm_saved_views
 from engine.storage.migrate import utcnow
 from engine.storage.query import Query, Sort
 from engine.storage.records import Page, row_to_record
-from engine.web.context import Scope, current_user, database, scope
+from engine.web.access import EXCEPTION_HANDLERS, actor_name, allowed, require, scope
+from engine.web.context import Scope, database
 
 __all__ = ["HANDLERS", "record_title", "related_titles", "titles_of"]
 
@@ -81,7 +83,9 @@ def related_titles(db: Database, app_name: str, fields: Iterable[Field],
 
 
 def _choices(s: Scope, target: str) -> list[tuple[str, str]] | None:
-    """The target's records by title, for a drop-down; None when there are too many to list."""
+    """The target's records by title, for a drop-down; None when there are too many to list (or not readable)."""
+    if not s.records.may(target, "read"):
+        return None
     ent = s.app.entity(target)
     title = ent.field(ent.title_field) if ent.title_field else None
     sort = [Sort(title.key)] if title and not kind_of(title.kind).many else []
@@ -172,7 +176,7 @@ def _context(s: Scope, view: ListView, **extra: Any) -> dict[str, Any]:
         "control": filter_control(s, None, None), "filter_fields": list(view.fields.values()),
         "chooser": columns + [f for f in view.fields.values() if f.key not in view.state.columns],
         "bulk_fields": [f for f in s.entity.fields if not f.hidden and not f.read_only and f.kind != "autonumber"],
-        "saved_views": _saved_views(db, s), "notice": None, "failures": [], **extra,
+        "saved_views": _saved_views(db, s), "notice": None, "failures": [], "can": allowed(s), **extra,
     }
 
 
@@ -239,6 +243,7 @@ def _after_post(request: HTMXRequest, s: Scope, view: ListView, **extra: Any) ->
 def bulk_delete(request: HTMXRequest, app_name: PathText, entity_key: PathText, data: FormData) -> Template | Redirect:
     """Delete the selected records one by one; reports how many were deleted and each one that could not be."""
     s = scope(request, app_name, entity_key)
+    require(s, "delete")
     pairs = _pairs(data)
     view = read_list_view(s.entity, pairs)
     ids = _ids(pairs)
@@ -266,6 +271,7 @@ def bulk_update(request: HTMXRequest, app_name: PathText, entity_key: PathText, 
     """Set one field of the selected records to a value (read by the field's kind; empty clears it), one record at a
     time; reports how many changed and each failure with the record's title and the field's message."""
     s = scope(request, app_name, entity_key)
+    require(s, "update")
     pairs = _pairs(data)
     view = read_list_view(s.entity, pairs)
     ids = _ids(pairs)
@@ -322,7 +328,12 @@ def _all_pages(s: Scope, view: ListView) -> Iterator[list[dict[str, Any]]]:
         query = replace(query, after=page.next_cursor)
 
 
-def _csv_response(s: Scope, view: ListView, batches: Iterable[list[dict[str, Any]]]) -> Stream:
+def _csv_response(request: HTMXRequest, s: Scope, view: ListView, batches: Iterable[list[dict[str, Any]]],
+                  what: dict[str, Any]) -> Stream:
+    """The CSV download, after checking the export permission and writing the export to the audit log."""
+    require(s, "export")
+    audit(s.records.db, actor_name(request), "export", f"{s.app.name}/{s.entity.key}",
+          {"columns": [f.key for f in view.columns], **what}, request.client.host if request.client else None)
     return Stream(_csv_lines(view.columns, batches), media_type="text/csv; charset=utf-8",
                   headers={"Content-Disposition": f'attachment; filename="{s.entity.key}.csv"'})
 
@@ -330,7 +341,7 @@ def _csv_response(s: Scope, view: ListView, batches: Iterable[list[dict[str, Any
 def _export_view(request: HTMXRequest, app_name: str, entity_key: str) -> Stream:
     s = scope(request, app_name, entity_key)
     view = read_list_view(s.entity, _params(request))
-    return _csv_response(s, view, _all_pages(s, view))
+    return _csv_response(request, s, view, _all_pages(s, view), {"view": view.query_string()})
 
 
 # Async, running the blocking part in a thread itself: Litestar 2.25 wraps a sync_to_thread GET handler in its thread
@@ -358,7 +369,7 @@ def export_selected(request: HTMXRequest, app_name: PathText, entity_key: PathTe
                 continue  # deleted meanwhile
         yield found
 
-    return _csv_response(s, view, selected())
+    return _csv_response(request, s, view, selected(), {"ids": _ids(pairs)})
 
 
 # --- saved views -----------------------------------------------------------------------------------------
@@ -391,7 +402,7 @@ def save_view(request: HTMXRequest, app_name: PathText, entity_key: PathText, da
             with s.records.db.write() as conn:
                 conn.execute(crm_saved_views.insert().values(
                     app=s.app.name, entity=s.entity.key, name=name, query=view.query_string(),
-                    created_by=current_user(request), created_at=utcnow()))
+                    created_by=actor_name(request), created_at=utcnow()))
             notice = f"Saved the view “{name}”."
         except sa.exc.IntegrityError:
             error = f"There is already a view named “{name}”; choose another name or delete that one first."
@@ -415,5 +426,6 @@ def delete_view(request: HTMXRequest, app_name: PathText, entity_key: PathText,
                            error=None if deleted else "That saved view no longer exists.")
 
 
-HANDLERS = [list_page, filter_control_fragment, bulk_delete, bulk_update, export_view, export_selected, save_view,
-            delete_view]
+HANDLERS = [Router(path="/", exception_handlers=EXCEPTION_HANDLERS, route_handlers=[
+    list_page, filter_control_fragment, bulk_delete, bulk_update, export_view, export_selected, save_view,
+    delete_view])]

@@ -12,6 +12,7 @@ from engine.forms.form import FormState, layout, visible
 from engine.schema import Entity, Field
 from engine.storage.query import Filter, Query, Sort
 from engine.web import lists as list_pages  # record titles are shared with the list pages
+from engine.web.access import allowed
 from engine.web.context import Scope
 from engine.web.formatting import display
 
@@ -115,6 +116,8 @@ def related_lists(sc: Scope, record_id: str) -> list[RelatedList]:
     """For every relation field (of any entity) that targets this entity, the first records linking here."""
     out = []
     for other in sc.app.entities:
+        if not sc.records.may(other.key, "read"):
+            continue  # entities the principal may not read are not listed
         links = [f for f in other.fields if f.kind in ("relation", "relation_many") and f.target == sc.entity.key
                  and not f.hidden]
         for f in links:
@@ -125,8 +128,9 @@ def related_lists(sc: Scope, record_id: str) -> list[RelatedList]:
             total = len(records) if len(records) < _RELATED_ROWS else sc.records.count(other.key, query)
             heading = entity_plural(other) + (f" · {f.title}" if len(links) > 1 else "")
             base = f"/apps/{sc.app.name}/{other.key}"
+            add_url = f"{base}/new?{f.key}={record_id}" if sc.records.may(other.key, "create") else ""
             out.append(RelatedList(other, f, records, total, _columns(other, f), f"{base}?f.{f.key}.{op}={record_id}",
-                                   f"{base}/new?{f.key}={record_id}", heading))
+                                   add_url, heading))
     return out
 
 
@@ -188,5 +192,5 @@ def record_context(sc: Scope, record: dict[str, Any]) -> dict[str, Any]:
     return {
         "app": sc.app, "entity": sc.entity, "record": record, "title": heading, "heading": heading, "base": sc.base,
         "url": f"{sc.base}/{record['id']}", "sections": sections, "related": related, "history": entries,
-        "title_of": titles.title, "shown": shown, "problems": [], "confirm_delete": False,
+        "title_of": titles.title, "shown": shown, "problems": [], "confirm_delete": False, "can": allowed(sc),
     }

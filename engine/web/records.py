@@ -29,7 +29,8 @@ from engine.forms.form import (
 from engine.schema import Entity, Field
 from engine.schema.validation import EntityValidator
 from engine.storage.query import Filter, Query, Sort
-from engine.web.context import Scope, scope
+from engine.web.access import EXCEPTION_HANDLERS, allowed, require, scope
+from engine.web.context import Scope
 from engine.web.record_page import Titles, changed_meanwhile, record_context, record_title, shown
 
 __all__ = ["HANDLERS"]
@@ -90,7 +91,7 @@ def _form_response(request: HTMXRequest, sc: Scope, state: FormState, record: di
         "base": sc.base, "action": action, "version": version if version is not None else (record or {}).get("version"),
         "cancel_url": f"{sc.base}/{record['id']}" if record else sc.base,
         "has_conditions": any(f.visible_if for f in sc.entity.fields if not f.hidden),
-        "conflict": conflict, "title_of": titles.title, "shown": shown,
+        "conflict": conflict, "title_of": titles.title, "shown": shown, "can": allowed(sc),
     }
     if request.htmx and failed:
         return Template(template_name="partials/form_shell.html", context=context, status_code=200)
@@ -110,6 +111,7 @@ def _whole_record_errors(entity: Entity, state: FormState) -> dict[str, list[str
 def new_record(request: HTMXRequest, app_name: PathText, entity_key: PathText) -> Template:
     """A blank form with default values; query parameters prefill fields (`?customer=<id>` for "add related")."""
     sc = scope(request, app_name, entity_key)
+    require(sc, "create")
     defaults = {f.key: f.default for f in sc.entity.fields if f.default is not None}
     prefill = {k: request.query_params.getall(k) for k in request.query_params}
     return _form_response(request, sc, parse_form(sc.entity, prefill, current=defaults), None)
@@ -119,6 +121,7 @@ def new_record(request: HTMXRequest, app_name: PathText, entity_key: PathText) -
 def create_record(request: HTMXRequest, app_name: PathText, entity_key: PathText, body: RawBody) -> Response[Any]:
     """Create a record from the form; on errors the form again, with every message next to its field."""
     sc = scope(request, app_name, entity_key)
+    require(sc, "create")
     state = parse_form(sc.entity, _form_data(body))
     if state.errors:
         state.add_errors(_whole_record_errors(sc.entity, state))
@@ -135,6 +138,7 @@ def create_record(request: HTMXRequest, app_name: PathText, entity_key: PathText
 def edit_record(request: HTMXRequest, app_name: PathText, entity_key: PathText, record_id: PathText) -> Template:
     """The form showing a stored record."""
     sc = scope(request, app_name, entity_key)
+    require(sc, "update")
     record = sc.records.get(sc.entity.key, record_id)
     return _form_response(request, sc, record_state(sc.entity, record), record)
 
@@ -145,6 +149,7 @@ def update_record(request: HTMXRequest, app_name: PathText, entity_key: PathText
     """Save an edit. A record changed meanwhile by someone else is not overwritten: the form comes back with the
     user's input and a panel of what changed, to save anyway or discard."""
     sc = scope(request, app_name, entity_key)
+    require(sc, "update")
     record = sc.records.get(sc.entity.key, record_id)
     data = _form_data(body)
     state = parse_form(sc.entity, data, current=record)
@@ -253,6 +258,7 @@ def show_record(request: HTMXRequest, app_name: PathText, entity_key: PathText, 
 def confirm_delete(request: HTMXRequest, app_name: PathText, entity_key: PathText, record_id: PathText) -> Template:
     """The record page asking to confirm the delete."""
     sc = scope(request, app_name, entity_key)
+    require(sc, "delete")
     record = sc.records.get(sc.entity.key, record_id)
     return Template(template_name="record.html", context={**record_context(sc, record), "confirm_delete": True})
 
@@ -279,5 +285,6 @@ def delete_record(request: HTMXRequest, app_name: PathText, entity_key: PathText
 
 # One router, so Litestar registers each handler once: adding a handler to a path that already has one re-registers
 # the earlier handler, which wraps a sync_to_thread function a second time and breaks it (Litestar 2.25).
-HANDLERS = [Router(path="/", route_handlers=[new_record, create_record, edit_record, update_record, validate_field,
-                                            field_visibility, lookup, show_record, confirm_delete, delete_record])]
+HANDLERS = [Router(path="/", exception_handlers=EXCEPTION_HANDLERS, route_handlers=[
+    new_record, create_record, edit_record, update_record, validate_field, field_visibility, lookup, show_record,
+    confirm_delete, delete_record])]

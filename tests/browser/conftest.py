@@ -84,17 +84,46 @@ def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[LiveS
     apps = AppService(db)
     apps.apply(json.loads((APPS / "sales_crm.json").read_text("utf-8")))
     apps.apply(json.loads((FIXTURES / "mini_app.json").read_text("utf-8")))
+    from engine.auth.accounts import create_user
+
+    create_user(db, ADMIN_EMAIL, "Ada Admin", ADMIN_PASSWORD, is_admin=True)
     with LiveServer(db) as server:
         yield server, db
     drop()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh browser page (its own cookies) with a desktop viewport."""
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "browser-admin-password"
+
+
+def _new_page(browser: Any) -> tuple[Any, Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
     pg = context.new_page()
     pg.set_default_timeout(10_000)
+    return context, pg
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser page (its own cookies) with a desktop viewport; logged in as the admin of `live` when the
+    test uses `live` (the session cookie is set directly: logging in through the form is tested on its own)."""
+    context, pg = _new_page(browser)
+    if "live" in request.fixturenames:
+        from engine.auth import accounts, sessions
+
+        server, db = request.getfixturevalue("live")
+        user = accounts.user_by_email(db, ADMIN_EMAIL)
+        assert user is not None
+        context.add_cookies([{"name": sessions.COOKIE, "value": sessions.start_session(db, user.id),
+                              "url": server.url, "httpOnly": True, "sameSite": "Lax"}])
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def anonymous_page(browser: Any) -> Iterator[Any]:
+    """A fresh browser page that has not logged in."""
+    context, pg = _new_page(browser)
     yield pg
     context.close()
 

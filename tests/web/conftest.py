@@ -31,10 +31,35 @@ def web_app(web_db: Database) -> Litestar:
     return create_app(web_db)
 
 
+ADMIN_EMAIL = "admin@example.com"
+
+
+def log_in_as(client: TestClient[Litestar], db: Database, email: str, is_admin: bool = False,
+              roles: tuple[str, ...] = ()) -> None:
+    """Make the client a logged-in user (created if missing) by giving it a session cookie."""
+    from engine.auth import accounts, sessions
+
+    user = accounts.user_by_email(db, email)
+    if user is None:
+        if roles:
+            accounts.ensure_default_roles(db)
+        user = accounts.create_user(db, email, is_admin=is_admin, roles=roles)
+    client.cookies.set(sessions.COOKIE, sessions.start_session(db, user.id))
+
+
 @pytest.fixture
-def client(web_app: Litestar) -> Iterator[TestClient[Litestar]]:
-    """A test client of the web app; it keeps cookies, so after one GET the CSRF cookie is set (see `csrf`)."""
+def anonymous(web_app: Litestar) -> Iterator[TestClient[Litestar]]:
+    """A test client that has not logged in."""
     with TestClient(app=web_app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def client(web_app: Litestar, web_db: Database) -> Iterator[TestClient[Litestar]]:
+    """A test client logged in as an administrator (admin@example.com); it keeps cookies, so after one GET the CSRF
+    cookie is set (see `csrf`)."""
+    with TestClient(app=web_app) as test_client:
+        log_in_as(test_client, web_db, ADMIN_EMAIL, is_admin=True)
         yield test_client
 
 

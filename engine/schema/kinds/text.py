@@ -89,6 +89,14 @@ class UrlKind(_StringKind):
     default_max_length = 2048
     allowed_keywords = frozenset({"maxLength", "pattern"})
 
+    def extra_errors(self, field: Field, value: Any) -> list[str]:
+        # format "uri" accepts any scheme, including javascript: and data:, which a link must never carry.
+        # Values without a scheme are left to the format check.
+        found = _SCHEME.match(value)
+        if found is None or found.group(1).lower() in _URL_SCHEMES:
+            return []
+        return ["only web (http://, https://) and mailto: addresses are allowed"]
+
     def coerce(self, field: Field, value: Any) -> Any:
         text = super().coerce(field, value)
         if text and "://" not in text and "." in text and " " not in text:
@@ -96,6 +104,8 @@ class UrlKind(_StringKind):
         return text
 
 
+_URL_SCHEMES = ("http", "https", "mailto")
+_SCHEME = re2.compile(r"^\s*([A-Za-z][A-Za-z0-9+.\-]*):")
 E164 = r"^\+[1-9][0-9]{6,14}$"
 _EMAIL = re2.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 

@@ -1,0 +1,69 @@
+"""The web pages' view of permissions: the request's scope as the acting principal sees it, and the 403 page.
+
+The records service decides (and refuses with PermissionDenied); pages only leave out what would be refused:
+fields hidden from the principal are marked hidden and read-only ones read-only in the scope's definition, so
+lists, forms and record pages (which already leave out hidden fields and lock read-only ones) follow the roles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.response import Template
+
+from engine.auth.principal import ACTIONS, Principal
+from engine.errors import PermissionDenied
+from engine.schema import App, Entity
+from engine.web import context
+from engine.web.context import Scope
+
+__all__ = ["EXCEPTION_HANDLERS", "actor_name", "allowed", "forbidden", "require", "scope"]
+
+
+def _entity_for(principal: Principal, app: App, entity: Entity) -> Entity:
+    grant = principal.grant(app.name, entity.key)
+    if not grant.hidden and not grant.read_only:
+        return entity
+    fields = tuple(msgspec.structs.replace(f, hidden=True, searchable=False) if f.key in grant.hidden
+                   else msgspec.structs.replace(f, read_only=True) if f.key in grant.read_only else f
+                   for f in entity.fields)
+    return msgspec.structs.replace(entity, fields=fields)
+
+
+def scope(request: Request[Any, Any, Any], app_name: str, entity_key: str) -> Scope:
+    """The app and entity a URL names, with the definition narrowed to what the acting principal may see."""
+    sc = context.scope(request, app_name, entity_key)
+    principal = sc.records.principal
+    if principal is None or principal.is_admin:
+        return sc
+    app = msgspec.structs.replace(sc.app, entities=tuple(_entity_for(principal, sc.app, e) for e in sc.app.entities))
+    return Scope(app, app.entity(sc.entity.key), sc.records)
+
+
+def allowed(sc: Scope, entity_key: str | None = None) -> dict[str, bool]:
+    """Which actions the acting principal may take on an entity's records (default: the scope's), for templates."""
+    key = entity_key or sc.entity.key
+    return {action: sc.records.may(key, action) for action in ACTIONS}
+
+
+def require(sc: Scope, action: str) -> None:
+    """PermissionDenied (a 403 page) unless the acting principal may do `action` on the scope's entity."""
+    sc.records.grant(sc.entity, action)
+
+
+def actor_name(request: Request[Any, Any, Any]) -> str:
+    """The acting user's name, as history and the audit log record it."""
+    user = context.current_user(request)
+    return user.name if isinstance(user, Principal) else str(user)
+
+
+def forbidden(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The 403 page for an action the principal's roles do not allow."""
+    message = str(exc) if isinstance(exc, PermissionDenied) else "You may not do this."
+    return Template(template_name="error.html", context={"title": "Not allowed", "message": message.capitalize()},
+                    status_code=403)
+
+
+#: Exception handlers for the routers of pages that act on records or roles.
+EXCEPTION_HANDLERS: dict[Any, Any] = {PermissionDenied: forbidden}
