@@ -160,12 +160,12 @@ def cmd_records_export(args: argparse.Namespace, db: Database) -> int:
     from engine.transfer import export_records
 
     if not args.output or args.output == "-":
-        export_records(db, args.app, args.entity, sys.stdout, args.format)
+        export_records(db, args.app, args.entity, sys.stdout, args.format, actor=args.actor)
         return 0
     path = Path(args.output)
     try:
         with path.open("w", encoding="utf-8", newline="") as out:
-            count = export_records(db, args.app, args.entity, out, args.format)
+            count = export_records(db, args.app, args.entity, out, args.format, actor=args.actor)
     except OSError as exc:
         raise _Refused(f"cannot write {args.output}: {exc.strerror or exc}") from None
     except BaseException:  # no half-written file is left behind
@@ -286,7 +286,9 @@ def _global_options(parser: argparse.ArgumentParser, top: bool) -> None:
                         help="database URL (default: $CRM_DATABASE_URL, else sqlite:///./crm.db)")
     actor: Any = (os.environ.get("USER") or "cli") if top else argparse.SUPPRESS
     parser.add_argument("--as", dest="actor", metavar="USER", default=actor,
-                        help="who is acting, for the history (default: $USER, else cli)")
+                        help="who is acting, for the history (default: $USER, else cli); trusted, like the system")
+    parser.add_argument("--as-user", dest="as_user", metavar="EMAIL", default=default,
+                        help="act as this user account, with exactly its roles' permissions")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -381,6 +383,21 @@ def _safe_url(url: str) -> str:
         return url
 
 
+def _principal(db: Database, email: str, handler: Callable[..., int]) -> Any:
+    """The Principal for --as-user: the account's own permissions; admin-only commands need an admin."""
+    from engine.auth.accounts import principal_for, user_by_email
+
+    user = user_by_email(db, email)
+    principal = principal_for(db, user.id) if user is not None and user.is_active else None
+    if principal is None:
+        raise _Refused(f"there is no active user {email.strip().lower()}")
+    if handler.__name__.startswith(("cmd_user", "cmd_demo", "cmd_init", "cmd_serve")) and not principal.is_admin:
+        raise _Refused(f"{principal.name} is not an admin; this command is for admins")
+    if handler.__name__.startswith(("cmd_user", "cmd_demo")):
+        return principal.name  # these write as a named admin
+    return principal
+
+
 def _run(args: argparse.Namespace) -> int:
     handler: Callable[[argparse.Namespace, Database], int] = args.handler
     try:
@@ -390,6 +407,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if handler not in (cmd_init, cmd_serve) and not db.is_initialised():
             raise _Refused(f"the database {_safe_url(db.url)} is not set up: run `crm init` first")
+        if getattr(args, "as_user", None):
+            args.actor = _principal(db, args.as_user, handler)
         return handler(args, db)
     except sa.exc.OperationalError as exc:
         raise _Refused(f"cannot use the database {_safe_url(db.url)}: {str(exc.orig).strip()}") from None
