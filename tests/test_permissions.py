@@ -311,3 +311,32 @@ def test_role_name_and_title_are_checked(client: Client, acting: Acting) -> None
     acting.user = Principal(name="root", is_admin=True)
     answer = post(client, "/roles/new", {"name": "Bad Name", "title": ""})
     assert answer.status_code == 422 and 'id="role-errors"' in answer.text
+
+
+# --- titles of linked records the user may not read ---------------------------------------------------------------
+def test_linked_record_titles_are_restricted_without_read_on_the_target(client: Client, acting: Acting,
+                                                                        crm: Database) -> None:
+    from engine.web.lists import record_title
+
+    system = RecordService(crm, "sales_crm", actor="ann")
+    customer = system.create("customer", {"name": "Zoe Hidden-Customer"})
+    deal = deals(crm)["Ann's big deal"]
+    system.update("deal", deal["id"], {"customer": customer["id"]})
+    names = {"Zoe Hidden-Customer", record_title(AppService(crm).current("sales_crm").entity("customer"), customer)}
+    deals_only = Principal(name="ann", roles=("deals-only",),
+                           grants=merge_grants([{"sales_crm": {"deal": {"read": True}}}]))
+
+    acting.user = principal("viewer")  # may read customers: sees the name, linked
+    listing, record = client.get(BASE).text, client.get(f"{BASE}/{deal['id']}").text
+    assert "Zoe Hidden-Customer" in listing and f"/apps/sales_crm/customer/{customer['id']}" in listing
+    assert "Zoe Hidden-Customer" in record
+
+    acting.user = deals_only
+    listing_page, record_page = client.get(BASE), client.get(f"{BASE}/{deal['id']}")
+    fragment = client.get(BASE, headers={"HX-Request": "true", "HX-Target": "records"}).text
+    assert listing_page.status_code == record_page.status_code == 200
+    for text in (listing_page.text, record_page.text, fragment):
+        assert "(restricted)" in text
+        assert f"/apps/sales_crm/customer/{customer['id']}" not in text
+        for name in names:
+            assert name not in text

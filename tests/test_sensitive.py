@@ -215,3 +215,39 @@ def test_list_view_masks_a_sensitive_field_and_the_record_page_shows_it(db: Data
         page = client.get(f"/apps/mini/customer/{rec['id']}").text
     assert "Li Wei" in listing and "+4930123456789" not in listing and "89" in listing
     assert "+4930123456789" in page
+
+
+# --- history -----------------------------------------------------------------------------------------------
+def _history_rows(db: Database, record_id: str) -> list[str]:
+    from engine.storage.database import crm_history
+
+    with db.read() as conn:
+        return [str(c) for c in conn.execute(sa.select(sa.cast(crm_history.c.changes, sa.Text)).where(
+            crm_history.c.record_id == record_id).order_by(crm_history.c.id)).scalars()]
+
+
+def test_history_stores_sensitive_values_encrypted(db: Database, mini_doc: dict[str, Any], key: str) -> None:
+    AppService(db).apply(_sensitive(mini_doc, "customer", "notes"))
+    records = RecordService(db, "mini")
+    rec = records.create("customer", {"name": "Li Wei", "notes": "IBAN DE89370400440532013000"})
+    records.update("customer", rec["id"], {"notes": "PIN 4711 secret"}, expected_version=rec["version"])
+
+    rows = _history_rows(db, rec["id"])
+
+    assert len(rows) == 2
+    for row in rows:
+        assert "DE89370400440532013000" not in row and "4711" not in row and '"enc"' in row and "v1:" in row
+    assert "Li Wei" in rows[0]  # fields that are not sensitive stay readable
+
+
+def test_history_decrypts_sensitive_values_for_the_caller(db: Database, mini_doc: dict[str, Any], key: str) -> None:
+    AppService(db).apply(_sensitive(mini_doc, "customer", "notes"))
+    records = RecordService(db, "mini")
+    rec = records.create("customer", {"name": "Li Wei", "notes": "IBAN DE89370400440532013000"})
+    records.update("customer", rec["id"], {"notes": "PIN 4711 secret"}, expected_version=rec["version"])
+
+    created, updated = records.history("customer", rec["id"])
+
+    assert created["changes"]["notes"] == [None, "IBAN DE89370400440532013000"]
+    assert created["changes"]["name"] == [None, "Li Wei"]
+    assert updated["changes"]["notes"] == ["IBAN DE89370400440532013000", "PIN 4711 secret"]

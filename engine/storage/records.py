@@ -238,17 +238,24 @@ class RecordService:
     def history(self, entity: str, record_id: str) -> list[dict[str, Any]]:
         """Every change to a record, oldest first: who, when, action, {field: [old, new]}."""
         with self.db.read() as conn:
-            grant = None
-            if self.principal is not None:
+            grant, ent = None, None
+            try:
                 compiled = self._compiled(conn)
+                ent = next((e for e in compiled.app.entities if e.key == entity), None)
+            except CrmError:
+                if self.principal is not None:
+                    raise
+            if self.principal is not None:
                 ent = compiled.entity(entity)
                 grant = self.grant(ent, "read")
                 self._get(conn, compiled, ent, record_id, grant=grant)  # NotFoundError outside an own-records grant
             rows = conn.execute(sa.select(crm_history).where(
                 crm_history.c.app == self.app_name, crm_history.c.entity == entity,
                 crm_history.c.record_id == str(record_id)).order_by(crm_history.c.id)).mappings().all()
+        sensitive = {f.key for f in ent.fields if f.sensitive} if ent is not None else set()
         return [{"at": format_datetime(r["at"]), "actor": r["actor"], "action": r["action"],
-                 "version": r["record_version"], "changes": without_hidden(r["changes"], grant)} for r in rows]
+                 "version": r["record_version"],
+                 "changes": _unsealed(without_hidden(r["changes"], grant), sensitive)} for r in rows]
 
     # --- writing --------------------------------------------------------------------------------------
     def create(self, entity: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -299,6 +306,27 @@ class RecordService:
                 raise ConflictError(str(record_id), expected_version, current["version"],
                                     without_hidden(current, grant))
             Writer(conn, compiled, ent, self.app_name, self.actor).delete(current)
+
+
+def _unsealed(changes: dict[str, Any], sensitive: set[str]) -> dict[str, Any]:
+    """History changes with encrypted values ({"enc": "v1:..."}, written for sensitive fields) decrypted. Called after
+    hidden fields are left out, so only fields the caller may see are decrypted. A field that is no longer sensitive
+    may still have encrypted history: without the key its values show as "(encrypted)"."""
+    from engine.storage.crypto import KeyMissing, decrypt
+
+    def plain(key: str, value: Any) -> Any:
+        if not (isinstance(value, dict) and set(value) == {"enc"} and isinstance(value["enc"], str)):
+            return value
+        try:
+            return decrypt(value["enc"])
+        except KeyMissing:
+            if key in sensitive:
+                raise
+            return "(encrypted)"
+
+    if not any(isinstance(v, dict) for pair in changes.values() if isinstance(pair, list) for v in pair):
+        return changes
+    return {k: [plain(k, v) for v in pair] if isinstance(pair, list) else pair for k, pair in changes.items()}
 
 
 def next_numbers(conn: sa.Connection, app: str, entity: str, field: str, count: int) -> int:

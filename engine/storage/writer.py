@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from engine.schema.kinds import ConversionError, kind_of
 from engine.schema.kinds.temporal import format_datetime
 from engine.schema.model import SYSTEM_COLUMNS
 from engine.storage.catalog import CompiledApp
+from engine.storage.crypto import encrypt
 from engine.storage.database import crm_history
 from engine.storage.migrate import utcnow
 from engine.storage.records import bump_sequence, new_id, next_numbers, row_to_record
@@ -245,10 +247,21 @@ class Writer:
 
     def _history(self, entries: list[tuple[str, int, str, dict[str, Any]]], now: Any) -> None:
         rows = [{"app": self.app, "entity": self.entity.key, "record_id": rid, "record_version": version,
-                 "at": now, "actor": self.actor, "action": action, "changes": _jsonable(changes)}
+                 "at": now, "actor": self.actor, "action": action, "changes": self._sealed(_jsonable(changes))}
                 for rid, version, action, changes in entries]
         if rows:
             self.conn.execute(crm_history.insert(), rows)
+
+    def _sealed(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """History changes with the values of sensitive fields encrypted ({"enc": "v1:..."}), so history holds them
+        no more readably than the record's own column (RecordService.history decrypts them)."""
+        out = {}
+        for key, pair in changes.items():
+            f = self.fields.get(key)
+            if f is not None and f.sensitive:
+                pair = [seal_value(v) for v in pair]
+            out[key] = pair
+        return out
 
     # --- update ---------------------------------------------------------------------------------------
     def update(self, current: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -326,9 +339,14 @@ class Writer:
                     record[f.key] = list(targets)
 
 
-def _jsonable(value: Any) -> Any:
-    from decimal import Decimal
+def seal_value(value: Any) -> Any:
+    """A sensitive value as history stores it: {"enc": ciphertext of its text}; None stays None."""
+    return None if value is None else {"enc": encrypt(str(value))}
 
+
+def _jsonable(value: Any) -> Any:
+    if not isinstance(value, dict | list | tuple | Decimal):
+        return value
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

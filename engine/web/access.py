@@ -6,6 +6,7 @@ lists, forms and record pages (which already leave out hidden fields and lock re
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -18,7 +19,11 @@ from engine.schema import App, Entity
 from engine.web import context
 from engine.web.context import Scope
 
-__all__ = ["EXCEPTION_HANDLERS", "actor_name", "allowed", "forbidden", "require", "scope"]
+__all__ = ["EXCEPTION_HANDLERS", "RESTRICTED", "actor_name", "allowed", "forbidden", "linked_titles", "require",
+           "scope"]
+
+#: What stands, without a link, for a linked record of an entity the acting principal may not read.
+RESTRICTED = "(restricted)"
 
 
 def _entity_for(principal: Principal, app: App, entity: Entity) -> Entity:
@@ -50,6 +55,18 @@ def allowed(sc: Scope, entity_key: str | None = None) -> dict[str, bool]:
 def require(sc: Scope, action: str) -> None:
     """PermissionDenied (a 403 page) unless the acting principal may do `action` on the scope's entity."""
     sc.records.grant(sc.entity, action)
+
+
+def linked_titles(sc: Scope, target: str, ids: Iterable[Any]) -> dict[str, str]:
+    """The titles of linked records of entity `target` as the acting principal may see them: {id: title} (ids not
+    found are left out), or RESTRICTED for every id when the principal may not read `target`. The one place list
+    cells, record pages, related lists and history look titles of linked records up."""
+    wanted = {str(i) for i in ids if i}
+    if not sc.records.may(target, "read"):
+        return dict.fromkeys(wanted, RESTRICTED)
+    from engine.web.lists import titles_of  # lists imports this module
+
+    return titles_of(sc.records.db, sc.app.name, target, wanted)
 
 
 def actor_name(request: Request[Any, Any, Any]) -> str:

@@ -39,3 +39,6 @@ def register(env: Environment) -> None:
     env.filters["masked"] = masked
     env.globals["entity_label"] = entity_label
     env.globals["kind_of"] = kind_of
+    from engine.web.access import RESTRICTED  # access imports the web context, which uses this module
+
+    env.globals["RESTRICTED"] = RESTRICTED

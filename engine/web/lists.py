@@ -30,7 +30,7 @@ from engine.storage.database import Database, crm_saved_views
 from engine.storage.migrate import utcnow
 from engine.storage.query import Query, Sort
 from engine.storage.records import Page, row_to_record
-from engine.web.access import EXCEPTION_HANDLERS, actor_name, allowed, require, scope
+from engine.web.access import EXCEPTION_HANDLERS, actor_name, allowed, linked_titles, require, scope
 from engine.web.context import Scope, database
 
 __all__ = ["HANDLERS", "record_title", "related_titles", "titles_of"]
@@ -69,9 +69,9 @@ def titles_of(db: Database, app_name: str, entity_key: str, ids: Iterable[str]) 
         return {row["id"]: record_title(ent, row_to_record(ent.fields, row)) for row in rows}
 
 
-def related_titles(db: Database, app_name: str, fields: Iterable[Field],
-                   records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
-    """Titles of the records the relation cells point to, one query per related entity: {entity: {id: title}}."""
+def related_titles(s: Scope, fields: Iterable[Field], records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Titles of the records the relation cells point to, one query per related entity: {entity: {id: title}};
+    RESTRICTED for entities the acting principal may not read."""
     wanted: dict[str, set[str]] = {}
     for f in fields:
         if f.kind in ("relation", "relation_many") and f.target:
@@ -79,7 +79,7 @@ def related_titles(db: Database, app_name: str, fields: Iterable[Field],
             for r in records:
                 value = r.get(f.key)
                 ids.update(value if isinstance(value, list) else [value] if value else [])
-    return {target: titles_of(db, app_name, target, ids) for target, ids in wanted.items() if ids}
+    return {target: linked_titles(s, target, ids) for target, ids in wanted.items() if ids}
 
 
 def _choices(s: Scope, target: str) -> list[tuple[str, str]] | None:
@@ -155,7 +155,7 @@ def _chips(s: Scope, view: ListView) -> list[tuple[str, str]]:
     out = []
     for i, flt in enumerate(view.state.filters):
         f = fields[flt.field]
-        titles = titles_of(s.records.db, s.app.name, f.target, str(flt.value).split(";")) \
+        titles = linked_titles(s, f.target, str(flt.value).split(";")) \
             if f.kind in ("relation", "relation_many") and f.target and flt.op not in ("empty", "not_empty") else {}
         out.append((describe_filter(f, flt, titles), view.without_filter(i)))
     return out
@@ -171,7 +171,7 @@ def _context(s: Scope, view: ListView, **extra: Any) -> dict[str, Any]:
         "records": page.records, "row_titles": {r["id"]: record_title(s.entity, r) for r in page.records},
         "next_cursor": page.next_cursor, "count": count, "count_cap": COUNT_CAP,
         "columns": columns, "link_key": _link_column(s.entity, columns),
-        "titles": related_titles(db, s.app.name, columns, page.records),
+        "titles": related_titles(s, columns, page.records),
         "errors": view.errors + errors, "chips": _chips(s, view), "panel": extra.pop("panel", None),
         "control": filter_control(s, None, None), "filter_fields": list(view.fields.values()),
         "chooser": columns + [f for f in view.fields.values() if f.key not in view.state.columns],

@@ -12,7 +12,7 @@ from engine.forms.form import FormState, layout, visible
 from engine.schema import Entity, Field
 from engine.storage.query import Filter, Query, Sort
 from engine.web import lists as list_pages  # record titles are shared with the list pages
-from engine.web.access import allowed
+from engine.web.access import RESTRICTED, allowed, linked_titles
 from engine.web.context import Scope
 from engine.web.formatting import display
 
@@ -50,7 +50,7 @@ class Titles:
             return
         try:
             entity = self.sc.app.entity(target)
-            found = list_pages.titles_of(self.sc.records.db, self.sc.app.name, target, wanted)
+            found = linked_titles(self.sc, target, wanted)
         except (KeyError, NotFoundError):
             entity, found = None, {}
         for rid in wanted:
@@ -61,7 +61,9 @@ class Titles:
 
     def seed(self, target: str, record: dict[str, Any]) -> None:
         """Remember the title of a record already read."""
-        self._cache[(target, str(record["id"]))] = record_title(self.sc.app.entity(target), record)
+        title = record_title(self.sc.app.entity(target), record) if self.sc.records.may(target, "read") \
+            else RESTRICTED
+        self._cache[(target, str(record["id"]))] = title
 
     def title(self, target: str, record_id: str) -> str:
         """The title of one record of entity `target`."""
