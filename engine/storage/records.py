@@ -275,6 +275,15 @@ class RecordService:
             writer = Writer(conn, compiled, ent, self.app_name, self.actor, grant)
             return [without_hidden(r, grant) for r in writer.insert(rows, lines, keep_ids)]
 
+    def _current_at(self, conn: sa.Connection, compiled: CompiledApp, ent: Entity, record_id: str,
+                    expected_version: int | None, grant: Any) -> dict[str, Any]:
+        """The record, locked for writing; ConflictError (carrying what the caller may see) when it is no longer
+        at the version the caller edited."""
+        current = self._get(conn, compiled, ent, record_id, lock=True, grant=grant)
+        if expected_version is not None and current["version"] != expected_version:
+            raise ConflictError(str(record_id), expected_version, current["version"], without_hidden(current, grant))
+        return current
+
     def update(self, entity: str, record_id: str, changes: Mapping[str, Any],
                expected_version: int | None = None) -> dict[str, Any]:
         """Change some fields of a record. With `expected_version` (the version the user edited), a record changed
@@ -285,10 +294,7 @@ class RecordService:
             compiled = self._compiled(conn)
             ent = compiled.entity(entity)
             grant = self.grant(ent, "update")
-            current = self._get(conn, compiled, ent, record_id, lock=True, grant=grant)
-            if expected_version is not None and current["version"] != expected_version:
-                raise ConflictError(str(record_id), expected_version, current["version"],
-                                    without_hidden(current, grant))
+            current = self._current_at(conn, compiled, ent, record_id, expected_version, grant)
             writer = Writer(conn, compiled, ent, self.app_name, self.actor, grant)
             return without_hidden(writer.update(current, changes), grant)
 
@@ -301,10 +307,7 @@ class RecordService:
             compiled = self._compiled(conn)
             ent = compiled.entity(entity)
             grant = self.grant(ent, "delete")
-            current = self._get(conn, compiled, ent, record_id, lock=True, grant=grant)
-            if expected_version is not None and current["version"] != expected_version:
-                raise ConflictError(str(record_id), expected_version, current["version"],
-                                    without_hidden(current, grant))
+            current = self._current_at(conn, compiled, ent, record_id, expected_version, grant)
             Writer(conn, compiled, ent, self.app_name, self.actor).delete(current)
 
 
