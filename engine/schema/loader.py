@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import re2
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError
+from jsonschema.exceptions import SchemaError, ValidationError, best_match
 from referencing import Registry
 
 from engine.errors import DefinitionError, Problem
@@ -95,6 +95,12 @@ def _plain(error: ValidationError) -> Problem:
         return Problem(path, f"{json.dumps(inst, ensure_ascii=False)} is not one of: {', '.join(map(str, value))}")
     if v == "const":
         return Problem(path, f"must be {json.dumps(value)}")
+    if v in ("oneOf", "anyOf") and error.context:
+        deeper = [e for e in error.context if len(e.absolute_path) > len(error.absolute_path)]
+        if deeper:  # one alternative was clearly meant (e.g. a "set" action with a bad value): report its problem
+            return _plain(best_match(deeper))
+        if error.schema.get("description"):
+            return Problem(path, f"must be {error.schema['description']}")
     if v == "type":
         return Problem(path, f"must be {' or '.join(value) if isinstance(value, list) else value}")
     if v in ("maxProperties", "maxItems"):
@@ -327,6 +333,12 @@ def load_definition(source: bytes | str | dict[str, Any]) -> App:
             entities.append(entity)
     for entity in entities:
         _check_refs(f"$defs/{entity.key}", entity, doc["$defs"], problems)
+    if not problems:
+        from engine.workflows.definition import check_workflow
+
+        draft = App(name=name, title=doc["title"], entities=tuple(entities))
+        for entity in entities:
+            check_workflow(f"$defs/{entity.key}/x-crm-workflow", entity, draft, problems)
     renamed = [e.renamed_from for e in entities if e.renamed_from]
     for dup in sorted({r for r in renamed if renamed.count(r) > 1}):
         problems.append(Problem("$defs", f"two entities say they are renamed from '{dup}'"))

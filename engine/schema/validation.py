@@ -18,7 +18,8 @@ from engine.errors import FieldError
 from engine.schema.kinds import ConversionError, kind_of
 from engine.schema.model import Entity, Field
 
-__all__ = ["EntityValidator", "condition_holds", "field_errors", "field_validator", "validator_schema"]
+__all__ = ["EntityValidator", "compiled_condition", "condition_holds", "describe_error", "field_errors",
+           "field_validator", "validator_schema"]
 
 
 @lru_cache(maxsize=4096)
@@ -174,6 +175,16 @@ class EntityValidator:
 @lru_cache(maxsize=4096)
 def _compiled(schema_json: str) -> Any:
     return _Validator(json.loads(schema_json), format_checker=_FORMATS, registry=Registry())
+
+
+def compiled_condition(condition: dict[str, Any] | bool) -> Any:
+    """The compiled validator of a condition or guard (x- keywords stripped), shared by every use of the same one."""
+    return _compiled(json.dumps(_strip_x(condition), sort_keys=True))
+
+
+def describe_error(error: ValidationError, field: Field | None, entity: Entity | None) -> str:
+    """A validation error about one value in plain words ("must be at least 1")."""
+    return _message(error, field, entity)
 
 
 def condition_holds(condition: dict[str, Any], record: dict[str, Any]) -> bool:

@@ -30,12 +30,21 @@ class CompiledApp:
     tables: AppTables
     validators: dict[str, EntityValidator] = field(default_factory=dict)
     readers: dict[str, Any] = field(default_factory=dict)  # per entity: records.RowReader, built on first use
+    flows: dict[str, Any] = field(default_factory=dict)  # per entity: workflows.runtime.Flow or None, on first use
 
     @classmethod
     def build(cls, app: App, version: int) -> CompiledApp:
         """Compile a definition version."""
         return cls(app=app, version=version, tables=AppTables(app),
                    validators={e.key: EntityValidator(e) for e in app.entities})
+
+    def flow(self, key: str) -> Any:
+        """The compiled workflow of an entity (engine.workflows.runtime.Flow), None when it has none."""
+        if key not in self.flows:
+            from engine.workflows.runtime import Flow
+
+            self.flows[key] = Flow.of(self.app.entity(key), self.validators[key])
+        return self.flows[key]
 
     def entity(self, key: str):
         """The entity with this key, or NotFoundError naming the entities there are."""

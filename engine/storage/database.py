@@ -15,7 +15,8 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy import event
 
-__all__ = ["DEFAULT_URL", "ENGINE_SCHEMA_VERSION", "Database", "engine_tables"]
+__all__ = ["DEFAULT_URL", "ENGINE_SCHEMA_VERSION", "Database", "crm_automation_runs", "crm_outbox", "crm_state_entered",
+           "engine_tables"]
 
 DEFAULT_URL = "sqlite:///./crm.db"
 ENGINE_SCHEMA_VERSION = 1
@@ -153,6 +154,41 @@ crm_audit = sa.Table(
     sa.Column("address", sa.Text),
     sa.Index("ix_crm_audit_at", "at"),
     sa.Index("ix_crm_audit_action", "action", "at"),
+)
+
+
+# --- workflows (engine/workflows) ----------------------------------------------------------------------------
+crm_state_entered = sa.Table(  # when each record of a workflow entity entered its current state (time rules)
+    "crm_state_entered", engine_tables,
+    sa.Column("app", sa.String(63), primary_key=True),
+    sa.Column("entity", sa.String(63), primary_key=True),
+    sa.Column("record_id", sa.String(36), primary_key=True),
+    sa.Column("state", sa.String(100), nullable=False),
+    sa.Column("entered_at", sa.DateTime, nullable=False),
+    sa.Index("ix_crm_state_entered_at", "app", "entity", "entered_at"),
+)
+crm_automation_runs = sa.Table(  # a time rule fires once per record and anchor (the moment it counted from)
+    "crm_automation_runs", engine_tables,
+    sa.Column("app", sa.String(63), primary_key=True),
+    sa.Column("entity", sa.String(63), primary_key=True),
+    sa.Column("rule", sa.String(63), primary_key=True),
+    sa.Column("record_id", sa.String(36), primary_key=True),
+    sa.Column("anchor", sa.String(40), primary_key=True),
+    sa.Column("ran_at", sa.DateTime, nullable=False),
+)
+crm_outbox = sa.Table(  # webhook calls, written in the transaction of their event, delivered by `crm worker`
+    "crm_outbox", engine_tables,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),  # sent as X-CRM-Event-Id: receivers dedupe
+    sa.Column("app", sa.String(63), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.DateTime, nullable=False),
+    sa.Column("delivered_at", sa.DateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Index("ix_crm_outbox_due", "delivered_at", "next_attempt_at"),
 )
 
 

@@ -308,7 +308,74 @@ class RecordService:
             ent = compiled.entity(entity)
             grant = self.grant(ent, "delete")
             current = self._current_at(conn, compiled, ent, record_id, expected_version, grant)
-            Writer(conn, compiled, ent, self.app_name, self.actor).delete(current)
+            Writer(conn, compiled, ent, self.app_name, self.actor).delete(current, self.principal)
+
+    # --- workflows ------------------------------------------------------------------------------------
+    def flow(self, entity: str) -> Any:
+        """The entity's compiled workflow (engine.workflows.runtime.Flow), None when it has none."""
+        with self.db.read() as conn:
+            compiled = self._compiled(conn)
+            return compiled.flow(compiled.entity(entity).key)
+
+    def transitions(self, entity: str, record: dict[str, Any]) -> list[Any]:
+        """The transitions out of the record's state this user may fire, each with the reason it cannot run now
+        (engine.workflows.runtime.TransitionOption); [] without update rights or a workflow."""
+        with self.db.read() as conn:
+            compiled = self._compiled(conn)
+            ent = compiled.entity(entity)
+            flow = compiled.flow(ent.key)
+        if flow is None or not flow.has_states or not self.may(ent.key, "update"):
+            return []
+        return flow.options(self.principal, record, self.actor)
+
+    def transition(self, entity: str, record_id: str, name: str, seen_state: str | None = None) -> dict[str, Any]:
+        """Fire a workflow transition on a record: the state change, its actions and the automations it sets off,
+        all in one transaction. `seen_state` is the state the user saw: if the record moved on meanwhile, the
+        transition is refused (engine.workflows.runtime.TransitionRefused says why; nothing is changed)."""
+        from engine.storage.writer import Writer
+        from engine.workflows.runtime import TransitionRefused
+
+        with self.db.write() as conn:
+            compiled = self._compiled(conn)
+            ent = compiled.entity(entity)
+            grant = self.grant(ent, "update")
+            flow = compiled.flow(ent.key)
+            if flow is None or not flow.has_states:
+                raise TransitionRefused(f"{ent.title} has no workflow", name)
+            current = self._get(conn, compiled, ent, record_id, lock=True, grant=grant)
+            writer = Writer(conn, compiled, ent, self.app_name, self.actor)  # the transition decides, not field rights
+            return without_hidden(flow.fire(writer, self.principal, current, name, seen_state), grant)
+
+    def totals(self, entity: str, group: str, sum_field: str | None = None,
+               query: Query | None = None) -> dict[Any, tuple[int, Any]]:
+        """Records matching the query grouped by a field's value: {value: (count, sum of `sum_field`)} (sum None
+        without a sum field or when the field is hidden from this user)."""
+        query = query or Query()
+        with self.db.read() as conn:
+            compiled = self._compiled(conn)
+            ent = compiled.entity(entity)
+            grant = self.grant(ent, "read")
+            hidden = grant.hidden if grant else frozenset()
+            table = compiled.tables.table(ent.key)
+            links = {f.key: compiled.tables.link(ent.key, f.key) for f in ent.fields if f.kind == "relation_many"}
+            conditions = build_conditions(table, ent, query, links, hidden) + owned_condition(table, grant, self.actor)
+            if group in hidden:
+                return {}
+            col = table.c[ent.field(group).key]
+            sum_f = ent.field(sum_field) if sum_field and sum_field not in hidden else None
+            columns = [col, sa.func.count()]
+            if sum_f is not None:
+                columns.append(sa.func.sum(table.c[sum_f.key]))
+            rows = conn.execute(sa.select(*columns).where(*conditions).group_by(col)).all()
+            gf = ent.field(group)
+            out: dict[Any, tuple[int, Any]] = {}
+            for row in rows:
+                value = kind_of(gf.kind).from_db(gf, row[0]) if row[0] is not None else None
+                total = None
+                if sum_f is not None:
+                    total = kind_of(sum_f.kind).from_db(sum_f, row[2]) if row[2] is not None else None
+                out[value] = (row[1], total)
+            return out
 
 
 def _unsealed(changes: dict[str, Any], sensitive: set[str]) -> dict[str, Any]:

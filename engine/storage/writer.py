@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.auth.principal import EntityGrant
+from engine.auth.principal import EntityGrant, Principal
 from engine.errors import FieldError, RecordValidationError
 from engine.schema import Entity, Field
 from engine.schema.kinds import ConversionError, kind_of
@@ -18,7 +18,7 @@ from engine.schema.kinds.temporal import format_datetime
 from engine.schema.model import SYSTEM_COLUMNS
 from engine.storage.catalog import CompiledApp
 from engine.storage.crypto import encrypt
-from engine.storage.database import crm_history
+from engine.storage.database import crm_history, crm_state_entered
 from engine.storage.migrate import utcnow
 from engine.storage.records import bump_sequence, new_id, next_numbers, row_to_record
 from engine.storage.tables import index_specs
@@ -37,9 +37,12 @@ class Writer:
     fields, the owner of own-records grants)."""
 
     def __init__(self, conn: sa.Connection, compiled: CompiledApp, entity: Entity, app: str, actor: str,
-                 grant: EntityGrant | None = None) -> None:
+                 grant: EntityGrant | None = None, depth: int = 0) -> None:
         self.conn, self.compiled, self.entity, self.app, self.actor = conn, compiled, entity, app, actor
         self.grant = grant
+        self.depth = depth  # how many actions deep this write is (automations setting off automations)
+        self.flow = compiled.flow(entity.key)  # the entity's workflow (engine/workflows/runtime.py), or None
+        self.state_field = self.flow.state_field if self.flow is not None and self.flow.has_states else None
         self.table = compiled.tables.table(entity.key)
         self.fields = entity.field_map()
         self.validator = compiled.validators[entity.key]
@@ -60,8 +63,10 @@ class Writer:
             return FieldError(key, "you can only give records to yourself")
         return None
 
-    def _prepare(self, values: Mapping[str, Any], current: dict[str, Any] | None,
-                 trusted: bool) -> tuple[dict[str, Any], list[FieldError]]:
+    def _prepare(self, values: Mapping[str, Any], current: dict[str, Any] | None, trusted: bool,
+                 restore: bool = False, transition: str | None = None) -> tuple[dict[str, Any], list[FieldError]]:
+        """Coerce and validate values. `trusted`: read-only fields may be set (restoring an export, actions);
+        `restore`: records keep the workflow state they were exported in; `transition`: the state field may change."""
         errors: list[FieldError] = []
         record = {k: v for k, v in (current or {}).items() if k in self.fields}
         owner = self.grant.owner_field if self.grant is not None and self.grant.own_only else None
@@ -71,6 +76,13 @@ class Writer:
             if key in SYSTEM_COLUMNS:
                 continue  # id and bookkeeping columns are the engine's (ids of imports are handled by insert)
             f = self.fields.get(key)
+            if key == self.state_field and transition is None and not restore:
+                refused = self._state_refused(value, current)
+                if refused is not None:
+                    errors.append(refused)
+                    continue
+                if current is not None:
+                    continue  # unchanged: nothing to do
             refused = self._granted(key, value, current) if f is not None else None
             if f is None or refused is not None:
                 errors.append(refused or FieldError(key, f"{self.entity.title} has no field '{key}'"))
@@ -97,9 +109,34 @@ class Writer:
             for f in self.entity.fields:
                 if f.default is not None and f.key not in values:
                     record[f.key] = f.default
+            if self.state_field and self.state_field not in record and self.flow is not None:
+                record[self.state_field] = self.flow.workflow.initial
         failed = {e.field for e in errors}
         errors += [e for e in self.validator.errors(record) if e.field not in failed]
         return record, errors
+
+    def _state_refused(self, value: Any, current: dict[str, Any] | None) -> FieldError | None:
+        """Why a value for the workflow's state field is refused outside a transition (None: it is not a change)."""
+        assert self.flow is not None and self.state_field is not None
+        flow = self.flow
+        if current is None:
+            if _empty(value) or value == flow.workflow.initial:
+                return None
+            return FieldError(self.state_field, f"new {(self.entity.plural or self.entity.title).lower()} start as"
+                                                f" {flow.state_title(flow.workflow.initial)}; move them on with a"
+                                                " transition")
+        if value == current.get(self.state_field):
+            return None
+        state = current.get(self.state_field)
+        ways = [t.label for t in flow.workflow.leaving(state)]
+        hint = f" ({', '.join(ways)})" if ways else f" (none leads out of {flow.state_title(state)})"
+        return FieldError(self.state_field, f"changes only through a transition{hint}")
+
+    def note(self, record: dict[str, Any], text: str) -> None:
+        """Add a note to a record's history timeline."""
+        from engine.workflows.runtime import note_row
+
+        self.conn.execute(crm_history.insert(), [note_row(self.app, self.entity.key, record, self.actor, text)])
 
     # --- database checks ------------------------------------------------------------------------------
     def _check_database(self, records: list[dict[str, Any]], own_ids: list[str | None]) -> list[list[FieldError]]:
@@ -157,7 +194,7 @@ class Writer:
         records, ids = [], []
         for i, values in enumerate(rows):
             line = lines[i] if lines else None
-            record, errs = self._prepare(values, None, trusted=keep_ids)
+            record, errs = self._prepare(values, None, trusted=keep_ids, restore=keep_ids)
             rid = values.get("id") if keep_ids else None
             if rid:
                 try:
@@ -188,7 +225,11 @@ class Writer:
         created = [(rid, 1, "create", {k: [None, v] for k, v in r.items()})
                    for r, rid in zip(records, ids, strict=True)]
         self._history(created, now)
-        return [self._out(r, row) for r, row in zip(records, db_rows, strict=True)]
+        out = [self._out(r, row) for r, row in zip(records, db_rows, strict=True)]
+        if self.flow is not None:
+            # Restoring an export re-creates records that already went through their automations elsewhere.
+            out = self.flow.after_create(self, out, automations=not keep_ids)
+        return out
 
     def _autonumber(self, records: list[dict[str, Any]], keep_ids: bool) -> None:
         for f in self.entity.fields:
@@ -264,9 +305,11 @@ class Writer:
         return out
 
     # --- update ---------------------------------------------------------------------------------------
-    def update(self, current: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply changes to a locked current record."""
-        record, errors = self._prepare(changes, current, trusted=False)
+    def update(self, current: dict[str, Any], changes: Mapping[str, Any], transition: str | None = None,
+               trusted: bool = False) -> dict[str, Any]:
+        """Apply changes to a locked current record. With `transition` (only from engine/workflows), the state field
+        may change and history records the transition; `trusted` (actions) may set read-only fields."""
+        record, errors = self._prepare(changes, current, trusted=trusted, transition=transition)
         changed = {k: [current.get(k), record.get(k)] for k in self.fields if current.get(k) != record.get(k)}
         check = {k: v for k, v in record.items() if k in changed}
         errors += self._check_database([check], [current["id"]])[0]
@@ -292,15 +335,19 @@ class Writer:
             raise ConflictError(current["id"], current["version"], current["version"] + 1)
         if any(self.fields[k].kind == "relation_many" for k in changed):
             self._write_links([current["id"]], [record], replace=True)
-        self._history([(current["id"], values["version"], "update", changed)], now)
+        entry = {**changed, "_transition": transition} if transition else changed
+        self._history([(current["id"], values["version"], "transition" if transition else "update", entry)], now)
         out = {**{k: v for k, v in record.items() if v is not None}, "id": current["id"]}
         out.update({k: current[k] for k in ("created_at", "created_by")})
         out.update(updated_at=format_datetime(now), updated_by=self.actor, version=values["version"])
+        if self.flow is not None:
+            out = self.flow.after_update(self, out, set(changed))
         return out
 
     # --- delete ---------------------------------------------------------------------------------------
-    def delete(self, current: dict[str, Any]) -> None:
-        """Delete a record after applying the on-delete rules of relations that point at it."""
+    def delete(self, current: dict[str, Any], principal: Principal | None = None) -> None:
+        """Delete a record after applying the on-delete rules of relations that point at it. With a `principal`,
+        the records a cascade deletes or a set-null changes are held to that user's rights too."""
         errors = []
         for other in self.compiled.app.entities:
             for f in other.fields:
@@ -315,17 +362,27 @@ class Writer:
                     errors.append(FieldError("", f"cannot delete: {len(refs)} {title} refer to it (field {f.title});"
                                                  " change or delete them first"))
                     continue
+                title = (other.plural or other.title).lower()
+                need = "delete" if f.on_delete == "cascade" else "update"
+                if principal is not None and not principal.can(self.app, other.key, need):
+                    errors.append(FieldError("", f"cannot delete: {len(refs)} {title} refer to it (field {f.title}) and"
+                                                 f" you may not {need} {title}"))
+                    continue
                 writer = Writer(self.conn, self.compiled, other, self.app, self.actor)
                 for ref in refs:
                     record = row_to_record(other.fields, ref)
                     writer._attach(record)
                     if f.on_delete == "cascade":
-                        writer.delete(record)
+                        writer.delete(record, principal)
                     else:
                         writer.update(record, {f.key: None})
         if errors:
             raise RecordValidationError(errors)
         self.conn.execute(self.table.delete().where(self.table.c.id == current["id"]))
+        if self.state_field:
+            self.conn.execute(crm_state_entered.delete().where(
+                crm_state_entered.c.app == self.app, crm_state_entered.c.entity == self.entity.key,
+                crm_state_entered.c.record_id == current["id"]))
         changes = {k: [v, None] for k, v in current.items() if k in self.fields}
         self._history([(current["id"], current["version"] + 1, "delete", changes)], utcnow())
 

@@ -1,0 +1,1 @@
+"""Workflows: state machines (transitions, guards) and automations (actions, time rules, the webhook outbox)."""
