@@ -155,6 +155,51 @@ def cmd_records_import(args: argparse.Namespace, db: Database) -> int:
     return 0
 
 
+def cmd_records_transition(args: argparse.Namespace, db: Database) -> int:
+    """crm records transition APP ENTITY ID NAME"""
+    from engine.storage.records import RecordService
+
+    service = RecordService(db, args.app, args.actor)
+    record = service.transition(args.entity, args.id, args.name)
+    flow = service.flow(args.entity)
+    _out(f"{args.entity} {record['id']} is now {flow.state_title(flow.state_of(record))} (version {record['version']})")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, db: Database) -> int:
+    """crm worker [--once] [--interval SECONDS] [--retry-now] [--status]"""
+    import logging
+
+    from engine.workflows.outbox import outbox_status, retry_now
+    from engine.workflows.worker import run_forever, run_once
+
+    if not isinstance(args.actor, str) and not args.actor.is_admin:
+        raise _Refused(f"{args.actor.name} is not an admin; the worker is for admins")
+    if args.status:
+        status = outbox_status(db)
+        _out(f"webhooks delivered: {status['delivered']}, waiting: {status['waiting']}")
+        if status["oldest"]:
+            oldest = status["oldest"]
+            _out(f"oldest waiting: {oldest['url']} after {oldest['attempts']} attempts: {oldest['last_error'] or '-'}")
+        return 0
+    if args.retry_now:
+        _out(f"{retry_now(db)} waiting webhook(s) are due now")
+    if args.once:
+        done = run_once(db)
+        _out(f"time rules fired: {done.fired}; webhooks delivered: {done.delivered}, failed (will retry):"
+             f" {done.failed}")
+        if done.errors:
+            _err(done.errors)
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _out(f"crm worker: time rules and webhooks every {args.interval:g} s on {_safe_url(db.url)} (Ctrl+C stops)")
+    try:
+        run_forever(db, interval=args.interval)
+    except KeyboardInterrupt:
+        _out("stopped")
+    return 0
+
+
 def cmd_records_export(args: argparse.Namespace, db: Database) -> int:
     """crm records export APP ENTITY [--format csv|jsonl] [-o FILE]"""
     from engine.transfer import export_records
@@ -342,6 +387,20 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="the file format (default: csv)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
 
+    p = command(recs, "transition", cmd_records_transition,
+                "move a record on through a workflow transition (with its guard, actions and automations)")
+    p.add_argument("app", metavar="APP")
+    p.add_argument("entity", metavar="ENTITY")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("name", metavar="TRANSITION")
+
+    p = command(commands, "worker", cmd_worker, "run time rules and deliver webhooks (keep it running beside serve)")
+    p.add_argument("--once", action="store_true", help="one pass, then exit (for cron or tests)")
+    p.add_argument("--interval", type=float, default=10.0, metavar="SECONDS", help="seconds between passes"
+                                                                                   " (default: 10)")
+    p.add_argument("--retry-now", action="store_true", help="make every waiting webhook due now (after a receiver"
+                                                            " was fixed)")
+    p.add_argument("--status", action="store_true", help="show how many webhooks are delivered and waiting")
     p = command(commands, "demo", cmd_demo, "install the Sales CRM sample app and fill it with demo data")
     p.add_argument("--if-empty", action="store_true", help="do nothing when the app already has customers")
     p.add_argument("--size", type=_positive, metavar="N",

@@ -71,7 +71,9 @@ def crm(db: Database) -> Database:
     AppService(db).apply(json.loads((APPS / "sales_crm.json").read_text("utf-8")))
     system = RecordService(db, "sales_crm", actor="ann")
     system.create("deal", {"title": "Ann's big deal", "stage": "lead", "amount": "5000", "owner": "ann"})
-    system.create("deal", {"title": "Ann's small deal", "stage": "proposal", "amount": "100", "owner": "ann"})
+    small = system.create("deal", {"title": "Ann's small deal", "amount": "100", "owner": "ann"})
+    system.transition("deal", small["id"], "qualify")
+    system.transition("deal", small["id"], "propose")
     system.create("deal", {"title": "Bob's deal", "stage": "lead", "amount": "700", "owner": "bob"})
     return db
 
@@ -214,10 +216,10 @@ def test_bulk_actions(client: Client, acting: Acting, crm: Database, role: str, 
     before = deals(crm)
     ids = [before["Ann's small deal"]["id"], before["Bob's deal"]["id"]]
     acting.user = principal(role)
-    answer = post(client, f"{BASE}/bulk-update", {"ids": ids, "bulk_field": "stage", "bulk_value": "negotiation"},
+    answer = post(client, f"{BASE}/bulk-update", {"ids": ids, "bulk_field": "source", "bulk_value": "partner"},
                   htmx=True)
     assert answer.status_code == (200 if allowed else 403)
-    assert all((deals(crm)[t]["stage"] == "negotiation") == allowed for t in ("Ann's small deal", "Bob's deal"))
+    assert all((deals(crm)[t].get("source") == "partner") == allowed for t in ("Ann's small deal", "Bob's deal"))
     answer = post(client, f"{BASE}/bulk-delete", {"ids": ids}, htmx=True)
     assert answer.status_code == (200 if allowed else 403)
     assert (set(deals(crm)) == {"Ann's big deal"}) == allowed
@@ -227,9 +229,9 @@ def test_bulk_update_of_own_only_role_skips_others_records(client: Client, actin
     before = deals(crm)
     acting.user = principal("rep")
     ids = [before["Ann's small deal"]["id"], before["Bob's deal"]["id"]]
-    post(client, f"{BASE}/bulk-update", {"ids": ids, "bulk_field": "stage", "bulk_value": "negotiation"}, htmx=True)
+    post(client, f"{BASE}/bulk-update", {"ids": ids, "bulk_field": "source", "bulk_value": "partner"}, htmx=True)
     after = deals(crm)
-    assert after["Ann's small deal"]["stage"] == "negotiation" and after["Bob's deal"] == before["Bob's deal"]
+    assert after["Ann's small deal"]["source"] == "partner" and after["Bob's deal"] == before["Bob's deal"]
 
 
 # --- export and import --------------------------------------------------------------------------------------------

@@ -167,13 +167,13 @@ crm_state_entered = sa.Table(  # when each record of a workflow entity entered i
     sa.Column("entered_at", sa.DateTime, nullable=False),
     sa.Index("ix_crm_state_entered_at", "app", "entity", "entered_at"),
 )
-crm_automation_runs = sa.Table(  # a time rule fires once per record and anchor (the moment it counted from)
+crm_automation_runs = sa.Table(  # a time rule fires once per record and moment it counts from: the last firing
     "crm_automation_runs", engine_tables,
     sa.Column("app", sa.String(63), primary_key=True),
     sa.Column("entity", sa.String(63), primary_key=True),
     sa.Column("rule", sa.String(63), primary_key=True),
     sa.Column("record_id", sa.String(36), primary_key=True),
-    sa.Column("anchor", sa.String(40), primary_key=True),
+    sa.Column("anchor", sa.String(40), nullable=False),  # the moment the last firing counted from
     sa.Column("ran_at", sa.DateTime, nullable=False),
 )
 crm_outbox = sa.Table(  # webhook calls, written in the transaction of their event, delivered by `crm worker`

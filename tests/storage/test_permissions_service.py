@@ -29,7 +29,9 @@ def crm(db: Database, sales_doc: dict[str, Any]) -> Database:
     AppService(db).apply(sales_doc)
     system = RecordService(db, "sales_crm", actor="ann")
     system.create("deal", {"title": "Ann's big deal", "stage": "lead", "amount": "5000", "owner": "ann"})
-    system.create("deal", {"title": "Ann's small deal", "stage": "proposal", "amount": "100", "owner": "ann"})
+    small = system.create("deal", {"title": "Ann's small deal", "amount": "100", "owner": "ann"})
+    system.transition("deal", small["id"], "qualify")
+    system.transition("deal", small["id"], "propose")
     RecordService(db, "sales_crm", actor="bob").create("deal", {"title": "Bob's deal", "stage": "lead",
                                                                 "amount": "700", "owner": "bob"})
     return db
@@ -98,8 +100,8 @@ def test_own_only_sees_and_changes_only_own_records(crm: Database) -> None:
         with pytest.raises(NotFoundError):
             call()
     assert _deals(crm)["Bob's deal"] == deals["Bob's deal"]
-    rep.update("deal", deals["Ann's big deal"]["id"], {"stage": "negotiation"})
-    assert _deals(crm)["Ann's big deal"]["stage"] == "negotiation"
+    rep.update("deal", deals["Ann's big deal"]["id"], {"amount": "6000"})
+    assert _deals(crm)["Ann's big deal"]["amount"] == "6000.00"
 
 
 def test_own_only_creates_own_records_and_cannot_give_them_away(crm: Database) -> None:
