@@ -194,7 +194,9 @@ class Writer:
         records, ids = [], []
         for i, values in enumerate(rows):
             line = lines[i] if lines else None
-            record, errs = self._prepare(values, None, trusted=keep_ids, restore=keep_ids)
+            # Records coming back from an export keep their workflow state only for the trusted command line: a
+            # user's import (even with ids) starts records in the initial state like any other new record.
+            record, errs = self._prepare(values, None, trusted=keep_ids, restore=keep_ids and self.grant is None)
             rid = values.get("id") if keep_ids else None
             if rid:
                 try:
