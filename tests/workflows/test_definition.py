@@ -81,7 +81,8 @@ def test_dead_ends_must_be_marked_terminal_and_defaults_agree(sales_doc: dict[st
     _wf(sales_doc)["states"][4]["terminal"] = False  # won: nothing leaves it
     sales_doc["$defs"]["deal"]["properties"]["stage"]["default"] = "qualified"
     problems = _problems(sales_doc)
-    assert (f"{DEAL}/states/4", "no transition leaves 'won'; mark it terminal or add a transition out of it") in problems
+    assert (f"{DEAL}/states/4", "no transition leaves 'won'; mark it terminal or add a transition out of it") \
+        in problems
     assert any(p == f"{DEAL}/initial" and "defaults to 'qualified'" in m for p, m in problems)
 
 
