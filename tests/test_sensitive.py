@@ -3,6 +3,7 @@ converted when a field becomes (or stops being) sensitive, masked in lists; SQLi
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from engine.errors import DefinitionError, PlanRefused
 from engine.schema import load_definition, to_bytes
 from engine.storage.apps import AppService
 from engine.storage.crypto import KEY_ENV, KeyMissing, decrypt, encrypt, mask
-from engine.storage.database import Database
+from engine.storage.database import Database, crm_history
 from engine.storage.records import RecordService
 from engine.web.formatting import masked
 
@@ -161,6 +162,11 @@ def test_field_becoming_sensitive_encrypts_stored_values_and_back(db: Database, 
     assert any("encrypt values" in line for line in plan.lines())
     assert _stored(db, "phone", rec["id"]).startswith("v1:")
     assert RecordService(db, "mini").get("customer", rec["id"])["phone"] == "+49301234567"
+    with db.read() as conn:  # the earlier value in history is encrypted too; the history read shows it plain
+        (changes,) = conn.execute(sa.select(crm_history.c.changes).where(crm_history.c.record_id == rec["id"])).one()
+    assert changes["phone"][0] is None and changes["phone"][1]["enc"].startswith("v1:")
+    assert "1234567" not in json.dumps(changes) and changes["name"] == [None, "Li Wei"]
+    assert RecordService(db, "mini").history("customer", rec["id"])[0]["changes"]["phone"] == [None, "+49301234567"]
 
     mini_doc["$defs"]["customer"]["properties"]["phone"]["x-crm-field"].pop("sensitive")
     plan = apps.apply(mini_doc)

@@ -181,12 +181,38 @@ class _Migration:
             stmt = t.update().where(t.c.id == sa.bindparam("rid")).values({tmp_name: sa.bindparam("v", type_=tmp.type)})
             for i in range(0, len(updates), _BATCH):
                 self.conn.execute(stmt, updates[i: i + _BATCH])
+        newly_sensitive = [new_entity.field(s.field or "").key for s in steps
+                           if new_entity.field(s.field or "").sensitive
+                           and not self._old_field_for(old_entity, s.field or "").sensitive]
+        if newly_sensitive:
+            self._seal_history(entity_key, set(newly_sensitive))
         with self.op.batch_alter_table(table, recreate="auto") as batch:
             for s in steps:
                 batch.drop_column(s.field)
         with self.op.batch_alter_table(table, recreate="auto") as batch:
             for s in steps:
                 batch.alter_column(sql_name("_new", s.field or ""), new_column_name=s.field)
+
+    def _seal_history(self, entity_key: str, keys: set[str]) -> None:
+        """A field that becomes sensitive has its earlier values in history encrypted too, so history holds them no
+        more readably than the column does."""
+        from engine.storage.database import crm_history
+        from engine.storage.writer import seal_value
+
+        def sealed(value: Any) -> Any:
+            return value if isinstance(value, dict) and set(value) == {"enc"} else seal_value(value)
+
+        h = crm_history
+        updates = []
+        for hid, changes in self.conn.execute(sa.select(h.c.id, h.c.changes).where(h.c.app == self.app,
+                                                                                    h.c.entity == entity_key)):
+            if not isinstance(changes, dict) or not keys & set(changes):
+                continue
+            updates.append({"hid": hid, "c": {k: [sealed(v) for v in pair] if k in keys and isinstance(pair, list)
+                                              else pair for k, pair in changes.items()}})
+        stmt = h.update().where(h.c.id == sa.bindparam("hid")).values(changes=sa.bindparam("c", type_=h.c.changes.type))
+        for i in range(0, len(updates), _BATCH):
+            self.conn.execute(stmt, updates[i: i + _BATCH])
 
     def _retire_field(self, batch: Any, entity_key: str, f: Any, purge: bool) -> None:
         if f.kind == "relation_many":
