@@ -230,7 +230,7 @@ class Writer:
         out = [self._out(r, row) for r, row in zip(records, db_rows, strict=True)]
         if self.flow is not None:
             # Restoring an export re-creates records that already went through their automations elsewhere.
-            out = self.flow.after_create(self, out, automations=not keep_ids)
+            out = self.flow.after_create(self, out, automations=not (keep_ids and self.grant is None))
         return out
 
     def _autonumber(self, records: list[dict[str, Any]], keep_ids: bool) -> None:

@@ -21,7 +21,7 @@ __all__ = ["Action", "Automation", "State", "Transition", "Workflow", "check_wor
 _UNSETTABLE_KINDS = ("autonumber", "relation_many")
 #: Kinds `{"$now": true}` fills, and kinds `{"$user": true}` fills (the acting user's email).
 NOW_KINDS = ("date", "datetime")
-USER_KINDS = ("text", "email")
+USER_KINDS = ("text",)
 #: Record fields a time rule can count from besides the entity's date/datetime fields.
 SINCE_SYSTEM = ("created_at", "updated_at")
 SINCE_STATE = "$state"
@@ -200,6 +200,14 @@ def check_workflow(path: str, entity: Entity, app: App, problems: list[Problem])
         for name in auto.transitions:
             if name not in transitions:
                 problems.append(Problem(f"{here}/transitions", f"there is no transition '{name}'"))
+        for keyword, event, words in (("after", "time", "a delay"), ("fields", "changed", "fields"),
+                                      ("transitions", "transition", "transitions")):
+            given = getattr(auto, keyword) not in (None, ())
+            if given and auto.on != event:
+                problems.append(Problem(f"{here}/{keyword}", f"'{keyword}' is for automations on \"{event}\"; this"
+                                                             f" one is on \"{auto.on}\""))
+            elif not given and auto.on == event and keyword != "transitions":
+                problems.append(Problem(here, f"an automation on \"{event}\" needs '{keyword}' ({words})"))
         if auto.on == "transition" and not wf.has_states:
             problems.append(Problem(f"{here}/on", "this entity has no states, so no transitions"))
         if auto.after is not None:
@@ -346,7 +354,8 @@ def _check_values(path: str, values: dict[str, Any], target: Entity, source: Ent
             problems.append(Problem(here, f"{target.title} has no field '{key}'"))
             continue
         if f.kind in _UNSETTABLE_KINDS:
-            problems.append(Problem(here, f"a {f.kind} field cannot be set by an action"))
+            problems.append(Problem(here, f"{'an' if f.kind[0] in 'aeiou' else 'a'} {f.kind} field cannot be set by"
+                                          " an action"))
             continue
         if same_record and target_wf is not None and key == target_wf.field:
             problems.append(Problem(here, f"'{key}' is the state field: it changes only through transitions"))
@@ -356,7 +365,7 @@ def _check_values(path: str, values: dict[str, Any], target: Entity, source: Ent
             if expr == "$now" and f.kind not in NOW_KINDS:
                 problems.append(Problem(here, f"$now fills only date and date-time fields; '{key}' is {f.kind}"))
             elif expr == "$user" and f.kind not in USER_KINDS:
-                problems.append(Problem(here, f"$user fills only text and email fields; '{key}' is {f.kind}"))
+                problems.append(Problem(here, f"$user fills only text fields; '{key}' is {f.kind}"))
             elif expr == "$field":
                 if arg == "id":
                     if f.kind != "relation" or f.target != source.key:
