@@ -169,3 +169,78 @@
   document.addEventListener("DOMContentLoaded", function () { colourBadges(document); });
   document.addEventListener("htmx:afterSettle", function (ev) { colourBadges(ev.detail.target); });
 })();
+
+// The board (templates/board.html): drag a card to another column. The card moves at once; the server fires the
+// transition that leads there and answers the columns as they now are (the card back in its own column, and the
+// reason in the alert region, when the move was refused).
+(function () {
+  "use strict";
+  var dragged = null, home = null, before = null;
+
+  function column(el) { return el && el.closest ? el.closest(".board-column") : null; }
+
+  function unmark() {
+    document.querySelectorAll(".board-column.drop-target").forEach(function (c) { c.classList.remove("drop-target"); });
+  }
+
+  function putBack(message) {
+    if (!dragged) return;
+    dragged.classList.remove("pending");
+    if (home) home.insertBefore(dragged, before && before.parentNode === home ? before : null);
+    var alert = document.getElementById("board-message");
+    if (alert && message) alert.textContent = message;
+    dragged = null;
+  }
+
+  document.addEventListener("dragstart", function (ev) {
+    var card = ev.target.closest && ev.target.closest(".board-card[draggable='true']");
+    if (!card) return;
+    dragged = card;
+    home = card.parentNode;
+    before = card.nextElementSibling;
+    ev.dataTransfer.effectAllowed = "move";
+    ev.dataTransfer.setData("text/plain", card.getAttribute("data-id"));
+    card.classList.add("dragging");
+  });
+
+  document.addEventListener("dragend", function () {
+    if (dragged) dragged.classList.remove("dragging");
+    unmark();
+  });
+
+  document.addEventListener("dragover", function (ev) {
+    var col = column(ev.target);
+    if (!col || !dragged) return;
+    ev.preventDefault();
+    ev.dataTransfer.dropEffect = "move";
+    if (!col.classList.contains("drop-target")) {
+      unmark();
+      col.classList.add("drop-target");
+    }
+  });
+
+  document.addEventListener("drop", function (ev) {
+    var col = column(ev.target), board = document.getElementById("board");
+    if (!col || !dragged || !board) return;
+    ev.preventDefault();
+    unmark();
+    var to = col.getAttribute("data-state"), from = dragged.getAttribute("data-state");
+    dragged.classList.remove("dragging");
+    if (to === from) { dragged = null; return; }
+    col.querySelector(".board-cards").prepend(dragged);
+    dragged.classList.add("pending");
+    var query = board.getAttribute("data-query");
+    var url = board.getAttribute("data-base") + "/" + encodeURIComponent(dragged.getAttribute("data-id")) + "/move" +
+      (query ? "?" + query : "");
+    htmx.ajax("POST", url, { source: dragged, target: "#board", swap: "innerHTML", values: { to: to, seen_state: from } })
+      .then(function () { dragged = null; });
+  });
+
+  // Refused by HTTP (403, a lost connection): the server did not answer with columns, so put the card back here.
+  document.addEventListener("htmx:responseError", function (ev) {
+    if (dragged && ev.detail.elt === dragged) putBack("The card could not be moved (" + ev.detail.xhr.status + ").");
+  });
+  document.addEventListener("htmx:sendError", function (ev) {
+    if (dragged && ev.detail.elt === dragged) putBack("The card could not be moved: the server did not answer.");
+  });
+})();

@@ -18,9 +18,10 @@ from engine.errors import PermissionDenied
 from engine.schema import App, Entity
 from engine.web import context
 from engine.web.context import Scope
+from engine.workflows.definition import parse_workflow
 
 __all__ = ["EXCEPTION_HANDLERS", "RESTRICTED", "actor_name", "allowed", "forbidden", "linked_titles", "require",
-           "scope"]
+           "scope", "state_field"]
 
 #: What stands, without a link, for a linked record of an entity the acting principal may not read.
 RESTRICTED = "(restricted)"
@@ -36,13 +37,32 @@ def _entity_for(principal: Principal, app: App, entity: Entity) -> Entity:
     return msgspec.structs.replace(entity, fields=fields)
 
 
+def state_field(entity: Entity) -> str | None:
+    """The key of the entity's workflow state field (None when its workflow is no state machine, or it has none)."""
+    workflow = parse_workflow(entity.workflow) if entity.workflow else None
+    return workflow.field if workflow is not None and workflow.has_states else None
+
+
+def _state_locked(entity: Entity) -> Entity:
+    """The entity with its workflow state field read-only: the state changes only through transitions, so forms
+    show it without an input and bulk changes do not offer it."""
+    key = state_field(entity)
+    if key is None:
+        return entity
+    fields = tuple(msgspec.structs.replace(f, read_only=True) if f.key == key else f for f in entity.fields)
+    return msgspec.structs.replace(entity, fields=fields)
+
+
 def scope(request: Request[Any, Any, Any], app_name: str, entity_key: str) -> Scope:
-    """The app and entity a URL names, with the definition narrowed to what the acting principal may see."""
+    """The app and entity a URL names, with the definition narrowed to what the acting principal may see and change
+    here (the workflow state field only through transitions)."""
     sc = context.scope(request, app_name, entity_key)
     principal = sc.records.principal
-    if principal is None or principal.is_admin:
-        return sc
-    app = msgspec.structs.replace(sc.app, entities=tuple(_entity_for(principal, sc.app, e) for e in sc.app.entities))
+    entities = sc.app.entities
+    if principal is not None and not principal.is_admin:
+        entities = tuple(_entity_for(principal, sc.app, e) for e in entities)
+    entities = tuple(_state_locked(e) if e.key == sc.entity.key else e for e in entities)
+    app = msgspec.structs.replace(sc.app, entities=entities)
     return Scope(app, app.entity(sc.entity.key), sc.records)
 
 

@@ -30,10 +30,10 @@ from engine.storage.database import Database, crm_saved_views
 from engine.storage.migrate import utcnow
 from engine.storage.query import Query, Sort
 from engine.storage.records import Page, row_to_record
-from engine.web.access import EXCEPTION_HANDLERS, actor_name, allowed, linked_titles, require, scope
+from engine.web.access import EXCEPTION_HANDLERS, actor_name, allowed, linked_titles, require, scope, state_field
 from engine.web.context import Scope, database
 
-__all__ = ["HANDLERS", "record_title", "related_titles", "titles_of"]
+__all__ = ["HANDLERS", "filter_chips", "record_title", "related_titles", "titles_of"]
 
 #: Counting stops here, so big tables show "more than 1,000" instead of scanning every row.
 COUNT_CAP = 1000
@@ -149,7 +149,7 @@ def filter_control(s: Scope, key: str | None, op: str | None) -> dict[str, Any]:
     return control
 
 
-def _chips(s: Scope, view: ListView) -> list[tuple[str, str]]:
+def filter_chips(s: Scope, view: ListView) -> list[tuple[str, str]]:
     """The active filters in words, each with the query string that removes it."""
     fields = view.fields
     out = []
@@ -172,11 +172,12 @@ def _context(s: Scope, view: ListView, **extra: Any) -> dict[str, Any]:
         "next_cursor": page.next_cursor, "count": count, "count_cap": COUNT_CAP,
         "columns": columns, "link_key": _link_column(s.entity, columns),
         "titles": related_titles(s, columns, page.records),
-        "errors": view.errors + errors, "chips": _chips(s, view), "panel": extra.pop("panel", None),
+        "errors": view.errors + errors, "chips": filter_chips(s, view), "panel": extra.pop("panel", None),
         "control": filter_control(s, None, None), "filter_fields": list(view.fields.values()),
         "chooser": columns + [f for f in view.fields.values() if f.key not in view.state.columns],
         "bulk_fields": [f for f in s.entity.fields if not f.hidden and not f.read_only and f.kind != "autonumber"],
-        "saved_views": _saved_views(db, s), "notice": None, "failures": [], "can": allowed(s), **extra,
+        "saved_views": _saved_views(db, s), "notice": None, "failures": [], "can": allowed(s),
+        "board_url": f"{s.base}/board" if state_field(s.entity) else None, **extra,
     }
 
 

@@ -15,8 +15,9 @@ from engine.web import lists as list_pages  # record titles are shared with the 
 from engine.web.access import RESTRICTED, allowed, linked_titles
 from engine.web.context import Scope
 from engine.web.formatting import display
+from engine.workflows.definition import Workflow, parse_workflow, state_color, state_title
 
-__all__ = ["RelatedList", "Titles", "changed_meanwhile", "record_context", "record_title", "shown"]
+__all__ = ["RelatedList", "Titles", "changed_meanwhile", "record_context", "record_title", "shown", "state_bar"]
 
 _RELATED_ROWS = 10
 _RELATED_COLUMNS = 4
@@ -142,18 +143,52 @@ def entity_plural(entity: Entity) -> str:
 
 
 def history(sc: Scope, record_id: str) -> list[dict[str, Any]]:
-    """The record's history, newest first, each change as {field, old, new} in field order."""
+    """The record's history, newest first, each change as {field, old, new} in field order. A transition's entry
+    also has `transition` ({label, old, new}: its button text and the states' titles, the state field's change
+    taken out of the list); a note's entry has `note`, its text."""
     fields = sc.entity.field_map()
     order = {key: i for i, key in enumerate(fields)}
+    workflow = parse_workflow(sc.entity.workflow) if sc.entity.workflow else None
     out = []
     for entry in reversed(sc.records.history(sc.entity.key, record_id)):
+        raw = dict(entry["changes"])
+        name, note = raw.pop("_transition", None), raw.pop("_note", None)
+        transition = None
+        if name is not None and workflow is not None:
+            transition = _transition_step(sc.entity, workflow, str(name), raw.pop(workflow.field or "", None))
         changes = []
-        for key, (old, new) in sorted(entry["changes"].items(), key=lambda kv: order.get(kv[0], len(order))):
+        for key, pair in sorted(raw.items(), key=lambda kv: order.get(kv[0], len(order))):
+            if key.startswith("_") or not isinstance(pair, list | tuple) or len(pair) != 2:
+                continue  # engine bookkeeping, not a field's change
             f = fields.get(key) or Field(key=key, kind="text", title=key)  # a field removed from the definition
             if not f.hidden:
-                changes.append({"field": f, "old": old, "new": new})
-        out.append({**entry, "changes": changes})
+                changes.append({"field": f, "old": pair[0], "new": pair[1]})
+        out.append({**entry, "changes": changes, "transition": transition, "note": note})
     return out
+
+
+def _transition_step(entity: Entity, workflow: Workflow, name: str, pair: Any) -> dict[str, str]:
+    """A transition on the timeline: its label and the titles of the states it moved between."""
+    t = workflow.transition(name)
+    old, new = pair if isinstance(pair, list | tuple) and len(pair) == 2 else (None, t.to if t else None)
+
+    def title(value: Any) -> str:
+        return "(none)" if value is None else state_title(entity, workflow, value)
+
+    return {"label": t.label if t else name, "old": title(old), "new": title(new)}
+
+
+def state_bar(sc: Scope, record: dict[str, Any]) -> dict[str, Any] | None:
+    """The record's workflow state (value, title, colour) and the transitions the user may fire from it, each
+    with the reason it cannot run now; None when the entity has no states or the user may not see the state."""
+    workflow = parse_workflow(sc.entity.workflow) if sc.entity.workflow else None
+    if workflow is None or not workflow.has_states or sc.entity.field(workflow.field or "").hidden:
+        return None
+    value = record.get(workflow.field or "")
+    return {"field": sc.entity.field(workflow.field or ""), "value": value,
+            "title": "(none)" if value is None else state_title(sc.entity, workflow, value),
+            "color": None if value is None else state_color(sc.entity, workflow, value),
+            "options": sc.records.transitions(sc.entity.key, record)}
 
 
 def changed_meanwhile(sc: Scope, record_id: str, since: int, state: FormState) -> dict[str, Any]:
@@ -166,9 +201,11 @@ def changed_meanwhile(sc: Scope, record_id: str, since: int, state: FormState) -
             continue
         if entry["actor"] not in actors:
             actors.append(entry["actor"])
-        for key, (old, new) in entry["changes"].items():
-            then.setdefault(key, old)
-            now[key] = new
+        for key, pair in entry["changes"].items():
+            if key.startswith("_") or not isinstance(pair, list | tuple) or len(pair) != 2:
+                continue  # a transition's name, a note
+            then.setdefault(key, pair[0])
+            now[key] = pair[1]
     rows = [{"field": f, "was": then[f.key], "now": now[f.key], "yours": state.values.get(f.key),
              "mine": f.key in state.submitted}
             for f in sc.entity.fields if f.key in now and not f.hidden and then[f.key] != now[f.key]]
@@ -194,5 +231,6 @@ def record_context(sc: Scope, record: dict[str, Any]) -> dict[str, Any]:
     return {
         "app": sc.app, "entity": sc.entity, "record": record, "title": heading, "heading": heading, "base": sc.base,
         "url": f"{sc.base}/{record['id']}", "sections": sections, "related": related, "history": entries,
-        "title_of": titles.title, "shown": shown, "problems": [], "confirm_delete": False, "can": allowed(sc),
+        "title_of": titles.title, "shown": shown, "problems": [], "notice": None, "confirm_delete": False,
+        "can": allowed(sc), "workflow": state_bar(sc, record),
     }

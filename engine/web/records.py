@@ -32,6 +32,7 @@ from engine.storage.query import Filter, Query, Sort
 from engine.web.access import EXCEPTION_HANDLERS, allowed, require, scope
 from engine.web.context import Scope
 from engine.web.record_page import Titles, changed_meanwhile, record_context, record_title, shown
+from engine.workflows.definition import parse_workflow
 
 __all__ = ["HANDLERS"]
 
@@ -107,14 +108,22 @@ def _whole_record_errors(entity: Entity, state: FormState) -> dict[str, list[str
     return errors
 
 
+def _defaults(entity: Entity) -> dict[str, Any]:
+    """What a new record starts with: the fields' default values, and the workflow's initial state."""
+    values = {f.key: f.default for f in entity.fields if f.default is not None}
+    workflow = parse_workflow(entity.workflow) if entity.workflow else None
+    if workflow is not None and workflow.field and workflow.initial:
+        values.setdefault(workflow.field, workflow.initial)
+    return values
+
+
 @get(_PATH + "/new", name="record-new", sync_to_thread=True)
 def new_record(request: HTMXRequest, app_name: PathText, entity_key: PathText) -> Template:
     """A blank form with default values; query parameters prefill fields (`?customer=<id>` for "add related")."""
     sc = scope(request, app_name, entity_key)
     require(sc, "create")
-    defaults = {f.key: f.default for f in sc.entity.fields if f.default is not None}
     prefill = {k: request.query_params.getall(k) for k in request.query_params}
-    return _form_response(request, sc, parse_form(sc.entity, prefill, current=defaults), None)
+    return _form_response(request, sc, parse_form(sc.entity, prefill, current=_defaults(sc.entity)), None)
 
 
 @post(_PATH + "/new", name="record-create", status_code=200, sync_to_thread=True)
@@ -122,7 +131,7 @@ def create_record(request: HTMXRequest, app_name: PathText, entity_key: PathText
     """Create a record from the form; on errors the form again, with every message next to its field."""
     sc = scope(request, app_name, entity_key)
     require(sc, "create")
-    state = parse_form(sc.entity, _form_data(body))
+    state = parse_form(sc.entity, _form_data(body), current=_defaults(sc.entity))
     if state.errors:
         state.add_errors(_whole_record_errors(sc.entity, state))
     else:
