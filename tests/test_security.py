@@ -28,10 +28,7 @@ Client = TestClient[Litestar]
 
 
 # --- headers and limits --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("path", ["/", "/apps/mini/customer", "/static/app.css", "/apps/mini/nothing"])
-def test_every_response_carries_the_security_headers(client: Client, path: str) -> None:
-    response = client.get(path)
-
+def _assert_security_headers(response: Any) -> None:
     csp = response.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
@@ -40,6 +37,36 @@ def test_every_response_carries_the_security_headers(client: Client, path: str) 
     assert response.headers["referrer-policy"] == "same-origin"
     assert response.headers["cross-origin-opener-policy"] == "same-origin"
     assert "camera=()" in response.headers["permissions-policy"]
+
+
+@pytest.mark.parametrize("path", ["/", "/apps/mini/customer", "/static/app.css", "/apps/mini/nothing"])
+def test_every_response_carries_the_security_headers(client: Client, path: str) -> None:
+    _assert_security_headers(client.get(path))
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("get", "/no/such/page", 404),  # no route at all: Litestar answers before any middleware runs
+    ("get", "/static/no-such-file.css", 404),
+    ("delete", "/", 405),
+    ("put", "/login", 405),
+    ("post", "/apps/mini/customer/new", 403),  # no CSRF token
+])
+def test_error_responses_carry_the_security_headers(client: Client, method: str, path: str, status: int) -> None:
+    response = client.request(method.upper(), path, follow_redirects=False)
+
+    assert response.status_code == status
+    _assert_security_headers(response)
+
+
+def test_refusals_of_the_login_and_the_body_cap_carry_the_security_headers(client: Client) -> None:
+    too_big = client.post("/apps/mini/customer/new", data={"name": "x" * (MAX_BODY_BYTES + 1024)}, headers=csrf(client))
+    bad_token = client.get("/", headers={"Authorization": "Bearer crm_nope"})
+    client.cookies.clear()
+    to_login = client.get("/apps/mini/customer", follow_redirects=False)
+
+    assert (too_big.status_code, bad_token.status_code, to_login.status_code) == (413, 401, 303)
+    for response in (too_big, bad_token, to_login):
+        _assert_security_headers(response)
 
 
 def test_pages_need_no_inline_scripts_or_styles(client: Client) -> None:

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request, Response
-from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.plugins.htmx import HTMXPlugin
@@ -39,19 +38,9 @@ def _configure_jinja(engine: JinjaTemplateEngine) -> None:
     formatting.register(env)
 
 
-def _optional(module: str, attr: str, default: Any) -> Any:
-    """A setting from a web module that may not exist yet (auth, security), else `default`."""
-    try:
-        mod = __import__(module, fromlist=[attr])
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return default
-    return getattr(mod, attr, default)
-
-
 def create_app(db: Database | None = None, debug: bool = False) -> Litestar:
     """The web app over one database (default: CRM_DATABASE_URL or ./crm.db)."""
+    from engine.web import auth, security
     from engine.web.routes import route_handlers
 
     database = db or Database()
@@ -63,11 +52,11 @@ def create_app(db: Database | None = None, debug: bool = False) -> Litestar:
         ],
         template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine,
                                        engine_callback=_configure_jinja),
-        csrf_config=CSRFConfig(secret=database.secret(), cookie_samesite="lax", cookie_httponly=False),
         plugins=[HTMXPlugin()],
-        middleware=[*_optional("engine.web.security", "MIDDLEWARE", []),
-                    *_optional("engine.web.auth", "MIDDLEWARE", [])],
-        request_max_body_size=_optional("engine.web.security", "MAX_BODY_BYTES", 10 * 1024 * 1024),
+        # Auth runs first: the CSRF check needs to know whether an API token authenticated the request.
+        middleware=[*auth.MIDDLEWARE, security.csrf_middleware(database.secret())],
+        before_send=security.BEFORE_SEND,
+        request_max_body_size=security.MAX_BODY_BYTES,
         state=State({"db": database}),
         exception_handlers={NotFoundError: _not_found, NotFoundException: _not_found},
         debug=debug,

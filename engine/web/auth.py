@@ -21,10 +21,12 @@ from engine.auth.principal import Principal
 from engine.storage.database import Database
 from engine.web.context import current_user, database
 
-__all__ = ["HANDLERS", "MIDDLEWARE", "AuthMiddleware", "local_next"]
+__all__ = ["HANDLERS", "MIDDLEWARE", "AuthMiddleware", "by_api_token", "local_next"]
 
 #: Paths anyone may open without logging in.
 _OPEN = ("/login", "/static/")
+#: Set in the request's scope state when an API token (not a session cookie) authenticated it.
+_BY_TOKEN = "crm_by_api_token"
 _FormData = dict[str, list[str]]
 
 
@@ -48,9 +50,17 @@ def _resolve(db: Database, cookie: str | None, bearer: str | None) -> tuple[Prin
     return None, None
 
 
+def by_api_token(scope: Scope) -> bool:
+    """Whether an API token authenticated the request (then it carries no session cookie: see AuthMiddleware)."""
+    return scope.get("state", {}).get(_BY_TOKEN) is True
+
+
 class AuthMiddleware(ASGIMiddleware):
     """Puts the request's Principal in `scope["state"]["principal"]`; turns away anonymous requests: to the login
-    page (303, or HX-Redirect for htmx), or 401 for a bad API token."""
+    page (303, or HX-Redirect for htmx), or 401 for a bad API token.
+
+    A request with an `Authorization: Bearer` header is the token's alone: its session cookie is removed before any
+    handler sees it, and a bad token is refused rather than falling back to the cookie."""
 
     scopes = (ScopeType.HTTP,)
 
@@ -59,9 +69,13 @@ class AuthMiddleware(ASGIMiddleware):
         auth = headers.get("authorization", "")
         bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
         cookie = _cookie(headers.get("cookie", ""), sessions.COOKIE)
+        if bearer is not None and cookie is not None:
+            scope["headers"] = _without_cookie(scope["headers"], sessions.COOKIE)
         db: Database = scope["app"].state["db"]
         principal, _ = await anyio.to_thread.run_sync(_resolve, db, cookie, bearer)
-        scope.setdefault("state", {})["principal"] = principal  # type: ignore[typeddict-item]
+        state = scope.setdefault("state", {})
+        state["principal"] = principal  # type: ignore[typeddict-item]
+        state[_BY_TOKEN] = bearer is not None and principal is not None  # type: ignore[literal-required]
         path = scope["path"]
         if principal is None and not any(path == p or (p.endswith("/") and path.startswith(p)) for p in _OPEN):
             await _turn_away(scope, headers, bearer is not None)(scope, receive, send)  # type: ignore[arg-type]
@@ -75,6 +89,19 @@ def _cookie(header: str, name: str) -> str | None:
         if key == name:
             return value
     return None
+
+
+def _without_cookie(headers: Any, name: str) -> list[tuple[bytes, bytes]]:
+    """The request headers with cookie `name` taken out of every Cookie header."""
+    out: list[tuple[bytes, bytes]] = []
+    for key, value in headers:
+        if key.lower() == b"cookie":
+            kept = [p for p in value.split(b";") if p.strip().partition(b"=")[0] != name.encode("latin-1")]
+            if not kept:
+                continue
+            value = b";".join(kept).strip()
+        out.append((key, value))
+    return out
 
 
 def _turn_away(scope: Scope, headers: dict[str, str], had_bearer: bool) -> ASGIResponse:

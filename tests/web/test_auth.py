@@ -9,10 +9,11 @@ import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from engine.auth import accounts
+from engine.auth import accounts, sessions
 from engine.auth.accounts import LOGIN_REFUSED
 from engine.auth.tokens import create_token, list_tokens, revoke_token
 from engine.storage.database import Database, crm_audit
+from engine.storage.records import RecordService
 from tests.test_cli import crm
 from tests.web.conftest import csrf, log_in_as
 
@@ -141,6 +142,57 @@ def test_api_token_acts_as_its_user_until_revoked(anonymous: Client, web_db: Dat
     assert anonymous.get("/", headers={"Authorization": "Bearer crm_nope"}).status_code == 401
     revoke_token(web_db, user.id, record.id)
     assert anonymous.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def _customers(db: Database) -> dict[str, str]:
+    """Customer names of the mini app -> who created them."""
+    return {r["name"]: r["created_by"] for r in RecordService(db, "mini").query("customer").records}
+
+
+def test_api_token_changes_records_without_csrf_while_a_cookie_still_needs_it(anonymous: Client,
+                                                                              web_db: Database) -> None:
+    user = accounts.create_user(web_db, "script@example.com", "Script", PASSWORD, is_admin=True)
+    _, token = create_token(web_db, user.id, "nightly sync")
+
+    by_token = anonymous.post("/apps/mini/customer/new", data={"name": "By token"},
+                              headers={"Authorization": f"Bearer {token}"}, follow_redirects=False)
+    assert by_token.status_code == 303
+    assert _customers(web_db) == {"By token": "script@example.com"}
+
+    log_in_as(anonymous, web_db, "script@example.com")
+    by_cookie = anonymous.post("/apps/mini/customer/new", data={"name": "By cookie"}, follow_redirects=False)
+    assert by_cookie.status_code == 403
+    assert "By cookie" not in _customers(web_db)
+
+
+def test_a_bearer_request_ignores_the_session_cookie(client: Client, web_db: Database) -> None:
+    ann = accounts.create_user(web_db, "ann@example.com", "Ann", PASSWORD, is_admin=True)
+    _, token = create_token(web_db, ann.id, "script")
+    admin_session = client.cookies[sessions.COOKIE]
+
+    client.post("/apps/mini/customer/new", data={"name": "Mixed"}, headers={"Authorization": f"Bearer {token}"})
+    client.cookies.set(sessions.COOKIE, admin_session)  # in case a response tried to change it
+    client.post("/logout", headers={"Authorization": f"Bearer {token}"})
+
+    assert _customers(web_db) == {"Mixed": "ann@example.com"}  # acted as the token's user, not the cookie's
+    assert sessions.resolve_session(web_db, admin_session) is not None  # the cookie's session was not touched
+
+
+@pytest.mark.parametrize("revoked", [True, False])
+def test_a_bad_token_is_refused_and_does_not_fall_back_to_the_cookie(client: Client, web_db: Database,
+                                                                     revoked: bool) -> None:
+    ann = accounts.create_user(web_db, "ann@example.com", "Ann", PASSWORD, is_admin=True)
+    record, token = create_token(web_db, ann.id, "script")
+    if revoked:
+        revoke_token(web_db, ann.id, record.id)
+    else:
+        token = "crm_" + "x" * 43
+
+    answer = client.post("/apps/mini/customer/new", data={"name": "Sneaked in"}, follow_redirects=False,
+                         headers={"Authorization": f"Bearer {token}", **csrf(client)})
+
+    assert answer.status_code == 401  # the logged-in admin's cookie and a valid CSRF token do not help
+    assert _customers(web_db) == {}
 
 
 def test_cli_user_commands(capsys: pytest.CaptureFixture[str], db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
