@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import anyio.to_thread
-from litestar import Request, Response, get, post
+from litestar import Request, Response, Router, get, post
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.params import FromPath, RawBody
@@ -250,7 +250,7 @@ def _users_page(request: Request[Any, Any, Any], status: int = 200, **extra: Any
                              **extra})
 
 
-@get("/users", name="users", sync_to_thread=False)
+@get("/users", name="users", sync_to_thread=True)
 def users_page(request: Request[Any, Any, Any]) -> Template:
     """Every user with their roles; invite a user."""
     if not current_user(request).is_admin:
@@ -302,5 +302,6 @@ def set_roles(request: Request[Any, Any, Any], user_id: FromPath[str], body: Raw
     return _users_page(request, message="The roles were saved.")
 
 
-HANDLERS = [login_page, login, logout, account_page, change_password, create_token, revoke_token, users_page,
-            invite_user, reset_password, set_roles]
+# One router, so Litestar registers each handler once (GET and POST /users share a path; see engine/web/records.py).
+HANDLERS = [Router(path="/", route_handlers=[login_page, login, logout, account_page, change_password, create_token,
+                                             revoke_token, users_page, invite_user, reset_password, set_roles])]

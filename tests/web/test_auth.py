@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -193,6 +196,32 @@ def test_a_bad_token_is_refused_and_does_not_fall_back_to_the_cookie(client: Cli
 
     assert answer.status_code == 401  # the logged-in admin's cookie and a valid CSRF token do not help
     assert _customers(web_db) == {}
+
+
+@pytest.mark.parametrize("path", ["/users", "/account", "/", "/apps/mini/customer", "/roles", "/audit"])
+def test_pages_use_the_database_off_the_event_loop(client: Client, monkeypatch: pytest.MonkeyPatch,
+                                                    path: str) -> None:
+    """A blocking database call on the event loop would stall every other request while it runs."""
+    on_loop: list[str] = []
+
+    def watched(connect: object) -> object:
+        @contextmanager
+        def connection(self: Database) -> Iterator[sa.Connection]:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                pass  # a worker thread: fine
+            else:
+                on_loop.append(connect.__name__)  # type: ignore[attr-defined]
+            with connect(self) as conn:  # type: ignore[operator]
+                yield conn
+        return connection
+
+    monkeypatch.setattr(Database, "read", watched(Database.read))
+    monkeypatch.setattr(Database, "write", watched(Database.write))
+
+    assert client.get(path).status_code == 200
+    assert on_loop == []
 
 
 def test_cli_user_commands(capsys: pytest.CaptureFixture[str], db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
