@@ -5,8 +5,9 @@ collected (with its line number and field) across all batches, and any problem r
 What an export writes, an import takes back unchanged: rows that carry an `id` keep it, and their autonumber
 values, so exported data moves into another database as it was.
 
-Acting as a Principal, an import needs the "import" permission and an export the "export" permission (and both
-see only what the records service lets the principal see or write); a plain actor name is trusted."""
+Acting as a Principal, an import needs the "import" and "create" permissions and an export the "export" permission
+(and both see only what the records service lets the principal see or write: a field hidden from the principal is
+not a column, not even in an error message); a plain actor name is trusted."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import sqlalchemy as sa
 
 from engine.auth.principal import Principal
 from engine.errors import CrmError, FieldError, RecordValidationError
-from engine.schema import Entity
+from engine.schema import Entity, Field
 from engine.schema.kinds import ConversionError, kind_of
 from engine.storage.catalog import CATALOG
 from engine.storage.database import Database
@@ -73,10 +74,10 @@ class _Row:
 
 
 # --- reading files ---------------------------------------------------------------------------------------
-def _labels(entity: Entity) -> dict[str, set[str]]:
+def _labels(fields: list[Field]) -> dict[str, set[str]]:
     """Case-folded field keys, titles and translated titles -> the keys they name."""
     out: dict[str, set[str]] = {}
-    for f in entity.fields:
+    for f in fields:
         names = [f.key, f.title, *(str(t.get("title", "")) for t in (f.i18n or {}).values() if isinstance(t, dict))]
         for name in names:
             if name.strip():
@@ -84,10 +85,12 @@ def _labels(entity: Entity) -> dict[str, set[str]]:
     return out
 
 
-def _columns(header: list[str], entity: Entity) -> list[str | None]:
-    """The field key (or `id`) each CSV column holds, None for ignored columns; every bad header is an error."""
-    keys = set(entity.field_map())
-    labels = _labels(entity)
+def _columns(header: list[str], entity: Entity, hidden: frozenset[str]) -> list[str | None]:
+    """The field key (or `id`) each CSV column holds, None for ignored columns; every bad header is an error.
+    Fields in `hidden` are treated as if the entity had none such, like the writer does."""
+    visible = [f for f in entity.fields if f.key not in hidden]
+    keys = {f.key for f in visible}
+    labels = _labels(visible)
     out: list[str | None] = []
     errors: list[FieldError] = []
     used: dict[str, str] = {}
@@ -107,7 +110,7 @@ def _columns(header: list[str], entity: Entity) -> list[str | None]:
             key = None
         else:
             errors.append(FieldError(name, f"unknown column: {entity.title} has no field with this key or title"
-                                     f" (fields: {', '.join(f.key for f in entity.fields)})", 1))
+                                     f" (fields: {', '.join(f.key for f in visible)})", 1))
             key = None
         if key is not None and key in used:
             errors.append(FieldError(name, f"column '{used[key]}' already holds {key}", 1))
@@ -119,8 +122,9 @@ def _columns(header: list[str], entity: Entity) -> list[str | None]:
     return out
 
 
-def _csv_rows(stream: TextIO, entity: Entity) -> Iterator[_Row]:
-    """Rows of a CSV file with a header row; cells parsed with each field kind's parse_text."""
+def _csv_rows(stream: TextIO, entity: Entity, hidden: frozenset[str]) -> Iterator[_Row]:
+    """Rows of a CSV file with a header row; cells parsed with each field kind's parse_text. Columns naming a field
+    in `hidden` are unknown columns."""
     reader = csv.reader(stream)
     try:
         header = next(reader, None)
@@ -128,7 +132,7 @@ def _csv_rows(stream: TextIO, entity: Entity) -> Iterator[_Row]:
         raise RecordValidationError([FieldError("", f"not a readable CSV file: {exc}", 1)]) from None
     if header is None:
         raise RecordValidationError([FieldError("", "the file is empty; the first line must name the columns", 1)])
-    columns = _columns(header, entity)
+    columns = _columns(header, entity, hidden)
     fields = entity.field_map()
     end = reader.line_num
     while True:
@@ -242,14 +246,18 @@ def import_records(db: Database, app: str, entity: str, stream: TextIO, fmt: str
     CSV columns are field keys or field titles (any case, translations too); empty cells are empty values.
     Rows that carry an `id` keep it and their autonumber values, and what they leave out stays empty (no
     defaults), so an export imports back unchanged. RecordValidationError lists every problem with its line
-    number and field, and then nothing is stored."""
+    number and field, and then nothing is stored. PermissionDenied when the actor may not import or create these
+    records."""
     _check_format(fmt)
     service = RecordService(db, app, actor)
     with db.write() as conn:
         compiled = CATALOG.current(conn, app)
         ent = compiled.entity(entity)
-        writer = Writer(conn, compiled, ent, app, service.actor, service.grant(ent, "import"))
-        rows = _csv_rows(stream, ent) if fmt == "csv" else _jsonl_rows(stream)
+        grant = service.grant(ent, "import")
+        service.grant(ent, "create")  # every imported row becomes a new record
+        writer = Writer(conn, compiled, ent, app, service.actor, grant)
+        hidden = grant.hidden if grant is not None else frozenset()
+        rows = _csv_rows(stream, ent, hidden) if fmt == "csv" else _jsonl_rows(stream)
         errors: list[FieldError] = []
         count = 0
         for batch in _batches(rows, batch_size):

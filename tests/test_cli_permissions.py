@@ -10,7 +10,8 @@ import pytest
 
 from engine.auth.accounts import create_user, ensure_default_roles
 from engine.storage.apps import AppService
-from engine.storage.database import Database
+from engine.storage.database import Database, crm_roles
+from engine.storage.migrate import utcnow
 from engine.storage.records import RecordService
 from tests.conftest import FIXTURES
 from tests.test_cli import crm
@@ -59,3 +60,44 @@ def test_an_admin_may_and_history_names_them(capsys: pytest.CaptureFixture[str],
 def test_an_unknown_user_is_refused(capsys: pytest.CaptureFixture[str], people: Database) -> None:
     code, _, err = crm(capsys, people, "--as-user", "nobody@example.com", "records", "export", "mini", "company")
     assert code == 1 and "no active user nobody@example.com" in err
+
+
+def _user_with_role(db: Database, email: str, company_grant: dict[str, Any]) -> None:
+    with db.write() as conn:
+        conn.execute(crm_roles.insert().values(name=email.split("@")[0], title=email, description="", designer=False,
+                                               permissions={"mini": {"company": company_grant}}, updated_at=utcnow()))
+    create_user(db, email, roles=[email.split("@")[0]])
+
+
+def test_import_without_the_create_right_is_refused(capsys: pytest.CaptureFixture[str], people: Database,
+                                                    tmp_path: Path) -> None:
+    _user_with_role(people, "loader@example.com", {"read": True, "import": True})
+    rows = tmp_path / "companies.csv"
+    rows.write_text("name\nInitech\n", encoding="utf-8")
+
+    code, _, err = crm(capsys, people, "--as-user", "loader@example.com", "records", "import", "mini", "company",
+                       str(rows))
+
+    assert code == 1 and "may not create" in err
+    assert [c["name"] for c in RecordService(people, "mini").query("company").records] == ["ACME"]
+
+
+def test_import_errors_do_not_name_hidden_fields(capsys: pytest.CaptureFixture[str], people: Database,
+                                                 tmp_path: Path) -> None:
+    _user_with_role(people, "loader@example.com", {"read": True, "import": True, "create": True,
+                                                   "fields": {"website": "hidden"}})
+    rows = tmp_path / "companies.csv"
+    rows.write_text("name,shoe size\nInitech,42\n", encoding="utf-8")
+    as_loader = ("--as-user", "loader@example.com", "records", "import", "mini", "company", str(rows))
+
+    code, _, err = crm(capsys, people, *as_loader)
+    assert code == 1 and "shoe size" in err and "(fields: name)" in err and "website" not in err.lower()
+
+    rows.write_text("name,Website\nInitech,https://initech.example\n", encoding="utf-8")
+    code, _, err = crm(capsys, people, *as_loader)
+    assert code == 1 and "unknown column" in err and "website" not in err.replace("Website", "")
+    assert [c["name"] for c in RecordService(people, "mini").query("company").records] == ["ACME"]
+
+    code, _, err = crm(capsys, people, "--as-user", "admin@example.com", "records", "import", "mini", "company",
+                       str(rows))
+    assert code == 0, err  # the admin sees the field

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from engine.errors import CrmError, RecordValidationError
+from engine.auth.principal import Principal, merge_grants
+from engine.errors import CrmError, PermissionDenied, RecordValidationError
 from engine.storage.apps import AppService
 from engine.storage.database import Database
 from engine.storage.query import Filter, Query
@@ -85,6 +86,47 @@ def test_unknown_or_repeated_columns_are_refused_before_any_row(mini: RecordServ
     with pytest.raises(RecordValidationError, match="empty"):
         import_text(db, "")
     assert mini.count("customer") == 0
+
+
+def importer(*actions: str, hidden: tuple[str, ...] = ()) -> Principal:
+    """A user whose one role allows `actions` on customers and hides the `hidden` fields."""
+    grant: dict[str, Any] = {a: True for a in actions} | {"fields": dict.fromkeys(hidden, "hidden")}
+    return Principal(name="imp@example.com", roles=("importer",), grants=merge_grants([{"mini": {"customer": grant}}]))
+
+
+def listed_fields(error: RecordValidationError) -> set[str]:
+    """The field keys an unknown-column message offers."""
+    return {key for e in error.errors if "(fields: " in e.message
+            for key in e.message.split("(fields: ", 1)[1].rstrip(")").split(", ")}
+
+
+def test_unknown_column_message_lists_only_fields_the_importer_may_see(mini: RecordService, db: Database) -> None:
+    who = importer("read", "create", "import", hidden=("spend", "notes"))
+    with pytest.raises(RecordValidationError) as exc:
+        import_records(db, "mini", "customer", io.StringIO("name,shoe size\nAda,42\n"), "csv", actor=who)
+    assert {"name", "email", "age"} <= listed_fields(exc.value)
+    assert "spend" not in listed_fields(exc.value) and "notes" not in listed_fields(exc.value)
+    assert "spend" not in str(exc.value).lower() and "notes" not in str(exc.value).lower()
+
+    for header in ("spend", "Spend", "NOTES"):  # a hidden field, by key or title, is as unknown as any other column
+        with pytest.raises(RecordValidationError) as exc:
+            import_records(db, "mini", "customer", io.StringIO(f"name,{header}\nAda,1\n"), "csv", actor=who)
+        assert problems(exc) == [(1, header)] and "spend" not in listed_fields(exc.value)
+    assert mini.count("customer") == 0
+
+    with pytest.raises(RecordValidationError) as exc:  # the trusted command line sees every field
+        import_text(db, "name,shoe size\nAda,42\n")
+    assert {"spend", "notes"} <= listed_fields(exc.value)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_import_needs_the_create_right_too(mini: RecordService, db: Database, fmt: str) -> None:
+    text = "name\nAda\n" if fmt == "csv" else '{"name": "Ada"}\n'
+    with pytest.raises(PermissionDenied, match="may not create"):
+        import_records(db, "mini", "customer", io.StringIO(text), fmt, actor=importer("read", "import"))
+    assert mini.count("customer") == 0
+    assert import_records(db, "mini", "customer", io.StringIO(text), fmt,
+                          actor=importer("read", "import", "create")) == 1
 
 
 def test_every_bad_row_is_reported_across_batches_and_nothing_is_stored(mini: RecordService, db: Database) -> None:
