@@ -30,6 +30,7 @@ bench: install
 	$(PY) bench/import_bench.py
 	$(PY) bench/list_bench.py
 	$(PY) bench/render_bench.py
+	$(PY) bench/workflow_bench.py
 
 clean:
 	rm -rf $(VENV) crm.db crm.db-wal crm.db-shm .pytest_cache .hypothesis
