@@ -324,9 +324,13 @@ class RecordService:
             compiled = self._compiled(conn)
             ent = compiled.entity(entity)
             flow = compiled.flow(ent.key)
-        if flow is None or not flow.has_states or not self.may(ent.key, "update"):
-            return []
-        return flow.options(self.principal, record, self.actor)
+            if flow is None or not flow.has_states or not self.may(ent.key, "update"):
+                return []
+            grant = self.grant(ent, "update")
+            if grant is not None and grant.hidden and record.get("id"):
+                # Judged on the whole record (the caller's copy lacks hidden fields); reasons never name them.
+                record = self._get(conn, compiled, ent, record["id"], grant=grant)
+        return flow.options(self.principal, record, self.actor, grant.hidden if grant else frozenset())
 
     def transition(self, entity: str, record_id: str, name: str, seen_state: str | None = None) -> dict[str, Any]:
         """Fire a workflow transition on a record: the state change, its actions and the automations it sets off,
@@ -344,7 +348,12 @@ class RecordService:
                 raise TransitionRefused(f"{ent.title} has no workflow", name)
             current = self._get(conn, compiled, ent, record_id, lock=True, grant=grant)
             writer = Writer(conn, compiled, ent, self.app_name, self.actor)  # the transition decides, not field rights
-            return without_hidden(flow.fire(writer, self.principal, current, name, seen_state), grant)
+            hidden = grant.hidden if grant else frozenset()
+            try:
+                return without_hidden(flow.fire(writer, self.principal, current, name, seen_state, hidden), grant)
+            except TransitionRefused as exc:
+                exc.current = without_hidden(exc.current, grant) if exc.current is not None else None
+                raise
 
     def totals(self, entity: str, group: str, sum_field: str | None = None,
                query: Query | None = None) -> dict[Any, tuple[int, Any]]:

@@ -44,6 +44,10 @@ __all__ = ["MAX_DEPTH", "Flow", "TransitionOption", "TransitionRefused", "enqueu
 MAX_DEPTH = 8
 
 
+#: How a field the user may not see is named in reasons and refusals.
+_UNSEEN = "a field you cannot see"
+
+
 class TransitionRefused(CrmError):
     """A transition that may not or cannot be fired now; the message says why, and nothing was changed."""
 
@@ -126,21 +130,23 @@ class Flow:
             return True
         return bool(set(principal.roles) & set(transition.roles))
 
-    def options(self, principal: Principal | None, record: dict[str, Any], actor: str) -> list[TransitionOption]:
+    def options(self, principal: Principal | None, record: dict[str, Any], actor: str,
+                hidden: frozenset[str] = frozenset()) -> list[TransitionOption]:
         """The transitions out of the record's state that the user's roles allow, each with the reason it cannot
         run now (a failing guard, or a rule the record would break in the new state)."""
         out = []
         for t in self.workflow.leaving(self.state_of(record)):
             if not self.role_allows(principal, t):
                 continue
-            reason = self.blocked(t, record, actor)
+            reason = self.blocked(t, record, actor, hidden)
             out.append(TransitionOption(t, self.state_title(t.to), self.state_color(t.to), reason))
         return out
 
-    def blocked(self, transition: Transition, record: dict[str, Any], actor: str) -> str | None:
+    def blocked(self, transition: Transition, record: dict[str, Any], actor: str,
+                hidden: frozenset[str] = frozenset()) -> str | None:
         """Why the transition cannot run on this record now (None when it can): its guard, then the entity's rules
         as they apply to the record in the new state with the transition's set actions applied."""
-        problem = self.guard_problem(transition, record)
+        problem = self.guard_problem(transition, record, hidden)
         if problem:
             return problem
         after = dict(record)
@@ -155,10 +161,11 @@ class Flow:
         plain = {k: v for k, v in after.items() if k in self.fields}
         errors = self.validator.errors(plain)
         if errors:
-            return f"{transition.label} needs: " + "; ".join(self._say(e) for e in errors[:5])
+            return f"{transition.label} needs: " + "; ".join(self._say(e, hidden) for e in errors[:5])
         return None
 
-    def guard_problem(self, transition: Transition, record: dict[str, Any]) -> str | None:
+    def guard_problem(self, transition: Transition, record: dict[str, Any],
+                      hidden: frozenset[str] = frozenset()) -> str | None:
         """What the guard finds missing or wrong ('needs Amount, Expected close'); None when it passes."""
         validator = self._guards.get(transition.name)
         if validator is None:
@@ -172,29 +179,36 @@ class Flow:
         missing: list[str] = []
         other: list[str] = []
         for error in errors:
-            self._collect(error, missing, other)
+            self._collect(error, missing, other, hidden)
         parts = []
         if missing:
             parts.append("needs " + ", ".join(dict.fromkeys(missing)))
         parts += list(dict.fromkeys(other))
         return f"{transition.label} " + "; ".join(parts) if parts else f"{transition.label} is not possible now"
 
-    def _collect(self, error: ValidationError, missing: list[str], other: list[str]) -> None:
+    def _collect(self, error: ValidationError, missing: list[str], other: list[str], hidden: frozenset[str]) -> None:
         if error.validator == "required" and isinstance(error.instance, dict):
-            missing += [self._title(k) for k in error.validator_value if k not in error.instance]
+            missing += [self._title(k, hidden) for k in error.validator_value if k not in error.instance]
         elif error.validator in ("anyOf", "allOf", "oneOf", "not", "if") and error.context:
             for sub in error.context:
-                self._collect(sub, missing, other)
+                self._collect(sub, missing, other, hidden)
         else:
             path = list(error.absolute_path)
             key = str(path[0]) if path else ""
-            other.append(f"{self._title(key)} {describe_error(error, self.fields.get(key), self.entity)}".strip())
+            if key in hidden:  # neither the field nor what is wrong with its value leaves the server
+                other.append(_UNSEEN)
+            else:
+                other.append(f"{self._title(key)} {describe_error(error, self.fields.get(key), self.entity)}".strip())
 
-    def _title(self, key: str) -> str:
+    def _title(self, key: str, hidden: frozenset[str] = frozenset()) -> str:
+        if key in hidden:
+            return _UNSEEN
         f = self.fields.get(key)
         return f.title if f else key
 
-    def _say(self, error: FieldError) -> str:
+    def _say(self, error: FieldError, hidden: frozenset[str] = frozenset()) -> str:
+        if error.field in hidden:
+            return _UNSEEN
         return f"{self._title(error.field)} {error.message}".strip()
 
     def condition_holds(self, automation: Automation, record: dict[str, Any]) -> bool:
@@ -207,7 +221,7 @@ class Flow:
 
     # --- firing ---------------------------------------------------------------------------------------
     def fire(self, writer: Writer, principal: Principal | None, current: dict[str, Any], name: str,
-             seen_state: str | None = None) -> dict[str, Any]:
+             seen_state: str | None = None, hidden: frozenset[str] = frozenset()) -> dict[str, Any]:
         """Fire a transition on a locked record (through `writer`, a trusted writer of this entity): the state
         change and its set actions as one change on the history timeline, then its other actions, then the
         automations it sets off. TransitionRefused says why it cannot, and nothing is changed."""
@@ -228,7 +242,7 @@ class Flow:
         if state not in t.from_:
             raise TransitionRefused(f"{t.label} is not possible from {self.state_title(state)}; it starts from "
                                     + ", ".join(self.state_title(s) for s in t.from_) + ".", name, current)
-        problem = self.guard_problem(t, current)
+        problem = self.guard_problem(t, current, hidden)
         if problem:
             raise TransitionRefused(problem, name, current)
         values: dict[str, Any] = {self.state_field or "": t.to}
@@ -238,7 +252,7 @@ class Flow:
         try:
             record = writer.update(current, values, transition=t.name, trusted=True)
         except RecordValidationError as exc:
-            raise TransitionRefused(f"{t.label} needs: " + "; ".join(self._say(e) for e in exc.errors[:5]),
+            raise TransitionRefused(f"{t.label} needs: " + "; ".join(self._say(e, hidden) for e in exc.errors[:5]),
                                     name, current) from None
         self.entered(writer, record["id"], t.to)
         record = self.run_actions(writer, record, [a for a in t.actions if a.set is None],

@@ -183,3 +183,26 @@ def test_two_users_firing_at_once_exactly_one_wins(crm: Database, system: Record
     assert sorted(outcomes) == ["Mark won is not possible from Won; it starts from Proposal, Negotiation.", "won"]
     assert len(system.query("sales_order", Query(filters=[Filter("deal", "eq", deal["id"])])).records) == 1
     assert [h["action"] for h in system.history("deal", deal["id"])].count("transition") == 4
+
+
+def test_reasons_and_refusals_never_name_hidden_fields(crm: Database, system: RecordService) -> None:
+    from engine.auth.accounts import DEFAULT_ROLES
+    from engine.auth.principal import Principal, merge_grants
+
+    permissions = DEFAULT_ROLES["sales_manager"][3]
+    permissions = {"sales_crm": {**permissions["sales_crm"],
+                                 "deal": {**permissions["sales_crm"]["deal"], "fields": {"amount": "hidden"}}}}
+    manager = RecordService(crm, "sales_crm", Principal(name="mia", roles=("sales_manager",),
+                                                        grants=merge_grants([permissions])))
+    deal = new_deal(system, "proposal", amount="100")
+    system.update("deal", deal["id"], {"amount": None})
+    seen = manager.get("deal", deal["id"])
+    assert "amount" not in seen
+    win = {o.name: o for o in manager.transitions("deal", seen)}["win"]
+    assert win.reason == "Mark won needs a field you cannot see, Expected close"
+    with pytest.raises(TransitionRefused) as caught:
+        manager.transition("deal", deal["id"], "win")
+    assert str(caught.value) == win.reason and "amount" not in (caught.value.current or {})
+    system.update("deal", deal["id"], {"amount": "100", "expected_close": "2026-12-31"})
+    assert manager.transitions("deal", seen)[0].reason is None  # judged on the stored record, amount included
+    assert "amount" not in manager.transition("deal", deal["id"], "win")
