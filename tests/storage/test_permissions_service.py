@@ -171,7 +171,10 @@ def test_export_and_import_need_their_permissions(crm: Database) -> None:
     with pytest.raises(PermissionDenied, match="import"):
         import_records(crm, "sales_crm", "deal", io.StringIO("title,stage\nX,lead\n"), "csv", actor=reader)
     assert "X" not in _deals(crm)
-    importer = _principal("imp", {"read": True, "import": True})
+    without_create = _principal("imp", {"read": True, "import": True})
+    with pytest.raises(PermissionDenied, match="create"):
+        import_records(crm, "sales_crm", "deal", io.StringIO("title,stage\nX,lead\n"), "csv", actor=without_create)
+    importer = _principal("imp", {"read": True, "import": True, "create": True})
     assert import_records(crm, "sales_crm", "deal", io.StringIO("title,stage\nX,lead\n"), "csv", actor=importer) == 1
     assert _deals(crm)["X"]["created_by"] == "imp"
 
