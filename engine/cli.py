@@ -108,6 +108,18 @@ def cmd_app_rollback(args: argparse.Namespace, db: Database) -> int:
                            lambda: apps.rollback(args.name, args.version, actor=args.actor, purge=args.purge))
 
 
+def cmd_app_delete(args: argparse.Namespace, db: Database) -> int:
+    """crm app delete NAME [--yes]"""
+    apps = AppService(db)
+    app = apps.current(args.name)
+    _out(f"app {app.name} ({app.title}), version {app.version}: every entity is archived with its records;"
+         " applying a definition named the same brings them back")
+    _confirm(f"Delete app {app.name}?", args.yes)
+    plan = apps.delete(args.name, actor=args.actor)
+    _out([line for line in plan.lines()[1:]] + [f"deleted: app {args.name} (versions kept: crm app history)"])
+    return 0
+
+
 def cmd_app_export(args: argparse.Namespace, db: Database) -> int:
     """crm app export NAME [-o FILE]"""
     _write_bytes(AppService(db).export(args.name, args.version), args.output)
@@ -359,6 +371,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="the definition (.json), or - for stdin")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.add_argument("--purge", action="store_true", help="destroy the data of removed fields and entities for good")
+    p = command(apps, "delete", cmd_app_delete, "delete an app: its entities are archived with their records")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p = command(apps, "export", cmd_app_export, "write an app's definition as canonical JSON")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--version", type=int, help="an earlier version (default: the current one)")

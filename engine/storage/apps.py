@@ -103,6 +103,9 @@ class AppService:
             raise PlanRefused(plan.lines())
         if old is not None and not plan.changes_anything:
             return plan
+        if version is None:  # a new app, or one deleted before: version numbers are never reused
+            version = conn.execute(sa.select(sa.func.max(crm_app_versions.c.version))
+                                   .where(crm_app_versions.c.app == new.name)).scalar()
         next_version = (version or 0) + 1
         stored = msgspec.structs.replace(new, version=next_version)
         apply_plan(conn, plan, old, next_version)
@@ -118,6 +121,31 @@ class AppService:
                          .values(title=new.title, current_version=next_version, updated_at=now))
         audit_in(conn, actor, audit_action, new.name, {"version": next_version, "note": note,
                                                        "steps": [s.describe() for s in plan.steps]})
+        return plan
+
+    def delete(self, name: str, actor: str | Principal = "system") -> MigrationPlan:
+        """Delete an app: every entity is archived (tables renamed, records kept), the app leaves the list, and its
+        versions stay in the history. Applying a definition of the same name later brings archived entities back
+        with their records."""
+        _designer(actor)
+        who = actor.name if isinstance(actor, Principal) else actor
+        with self.db.engine.connect() as conn:
+            if self.db.is_sqlite:
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            try:
+                conn = conn.execution_options(crm_write=True)
+                with conn.begin():
+                    old, version = self._current(conn, name, lock=True)
+                    if old is None or version is None:
+                        raise NotFoundError(f"there is no app '{name}'")
+                    plan = compute_plan(conn, name, old, msgspec.structs.replace(old, entities=()))
+                    apply_plan(conn, plan, old, version + 1)
+                    conn.execute(crm_apps.delete().where(crm_apps.c.name == name))
+                    audit_in(conn, who, "app_deleted", name, {"version": version,
+                                                               "steps": [s.describe() for s in plan.steps]})
+            finally:
+                if self.db.is_sqlite:
+                    conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
         return plan
 
     def export(self, name: str, version: int | None = None) -> bytes:

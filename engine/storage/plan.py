@@ -171,9 +171,10 @@ class _Planner:
         self.plan = MigrationPlan(app=app_name, from_version=old.version if old else None, new=new)
         rows = conn.execute(sa.select(crm_archive).where(crm_archive.c.app == app_name,
                                                          crm_archive.c.state == "archived")
-                            .order_by(crm_archive.c.id)).mappings().all() if old is not None else []
+                            .order_by(crm_archive.c.id)).mappings().all()
+        # A new app finds archives only when an app of the same name was deleted: its entities come back.
         self.archived_entities = {r["entity"]: r for r in rows if r["field"] is None}
-        self.entity_aliases, self.field_aliases = lineage(conn, app_name) if old is not None else ({}, {})
+        self.entity_aliases, self.field_aliases = lineage(conn, app_name)
         self.archived_fields: dict[str, dict[str, Any]] = {}
         for r in rows:
             if r["field"] is not None:
