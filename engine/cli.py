@@ -120,6 +120,18 @@ def cmd_app_delete(args: argparse.Namespace, db: Database) -> int:
     return 0
 
 
+def cmd_app_diff(args: argparse.Namespace, db: Database) -> int:
+    """crm app diff NAME FROM [TO]"""
+    from engine.schema.diff import diff_apps
+
+    apps = AppService(db)
+    to = args.to if args.to is not None else apps.current(args.name).version
+    changes = diff_apps(apps.definition_at(args.name, args.version), apps.definition_at(args.name, to))
+    _out([f"app {args.name}: version {args.version} -> {to}"] + [f"  {c.describe()}" for c in changes]
+         + ([] if changes else ["  no differences"]))
+    return 0
+
+
 def cmd_app_export(args: argparse.Namespace, db: Database) -> int:
     """crm app export NAME [-o FILE]"""
     _write_bytes(AppService(db).export(args.name, args.version), args.output)
@@ -374,6 +386,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p = command(apps, "delete", cmd_app_delete, "delete an app: its entities are archived with their records")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p = command(apps, "diff", cmd_app_diff, "list what changed between two versions of an app")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("version", metavar="FROM", type=int)
+    p.add_argument("to", metavar="TO", type=int, nargs="?", help="the later version (default: the current one)")
     p = command(apps, "export", cmd_app_export, "write an app's definition as canonical JSON")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--version", type=int, help="an earlier version (default: the current one)")

@@ -4,6 +4,7 @@ Every problem is reported with its JSON path, in plain words; nothing is half-lo
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import cache
 from importlib import resources
@@ -317,7 +318,8 @@ def _load_entity(path: str, key: str, raw: dict[str, Any], problems: list[Proble
 
 def load_definition(source: bytes | str | dict[str, Any]) -> App:
     """Parse and check an app definition; raises DefinitionError listing every problem with its JSON path."""
-    doc = source if isinstance(source, dict) else parse_json(source)
+    # A caller's dict is copied: the App keeps parts of it (views, form, workflow) and must not change with it.
+    doc = copy.deepcopy(source) if isinstance(source, dict) else parse_json(source)
     if not _depth(doc, MAX_DEPTH):
         raise DefinitionError([Problem("", f"the definition is nested more than {MAX_DEPTH} levels deep")])
     problems = _meta_problems(doc)

@@ -1,0 +1,122 @@
+"""What changed between two versions of an app definition, in plain words.
+
+The comparison runs on the canonical documents, so it sees every change: storage-relevant ones (which the migration
+plan also lists) and presentation ones (titles, options, views, form layout, workflow). Entities and fields are
+matched by key and by `renamedFrom`, so a rename is one change, not a removal and an addition."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from engine.schema.canonical import to_document
+from engine.schema.model import App
+
+__all__ = ["Change", "diff_apps"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference: where (a JSON path in the newer document, or the older one for removals), and what."""
+
+    path: str
+    what: str  # added | removed | renamed | changed
+    before: Any = None
+    after: Any = None
+
+    def describe(self) -> str:
+        """The change in one line."""
+        if self.what == "added":
+            return f"{self.path}: added {_short(self.after)}"
+        if self.what == "removed":
+            return f"{self.path}: removed (was {_short(self.before)})"
+        if self.what == "renamed":
+            return f"{self.path}: renamed from '{self.before}'"
+        return f"{self.path}: {_short(self.before)} -> {_short(self.after)}"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def diff_apps(old: App, new: App) -> list[Change]:
+    """Every difference between two definitions of the same app, entity by entity and field by field."""
+    before, after = to_document(old), to_document(new)
+    changes: list[Change] = []
+    for key in ("title", "description"):
+        _compare(key, before.get(key), after.get(key), changes)
+    _compare("x-crm-app/description", before["x-crm-app"].get("description"), after["x-crm-app"].get("description"),
+             changes)
+    old_entities, new_entities = before["$defs"], after["$defs"]
+    renamed_from = {k: e.get("x-crm-entity", {}).get("renamedFrom") for k, e in new_entities.items()}
+    matched: set[str] = set()
+    for key, entity in new_entities.items():
+        path = f"$defs/{key}"
+        prior_key = key if key in old_entities else renamed_from.get(key)
+        if prior_key not in old_entities:
+            changes.append(Change(path, "added", after=entity.get("title")))
+            continue
+        matched.add(prior_key)
+        if prior_key != key:
+            changes.append(Change(path, "renamed", before=prior_key))
+        _entity(path, old_entities[prior_key], entity, changes)
+    for key, entity in old_entities.items():
+        if key not in matched:
+            changes.append(Change(f"$defs/{key}", "removed", before=entity.get("title")))
+    return changes
+
+
+def _entity(path: str, old: dict[str, Any], new: dict[str, Any], changes: list[Change]) -> None:
+    old_props, new_props = old.get("properties", {}), new.get("properties", {})
+    old_required, new_required = set(old.get("required", [])), set(new.get("required", []))
+    matched: set[str] = set()
+    for key, prop in new_props.items():
+        here = f"{path}/properties/{key}"
+        prior = key if key in old_props else prop.get("x-crm-field", {}).get("renamedFrom")
+        if prior not in old_props:
+            changes.append(Change(here, "added", after=prop.get("title")))
+            continue
+        matched.add(prior)
+        if prior != key:
+            changes.append(Change(here, "renamed", before=prior))
+        _compare(here, _without_rename(old_props[prior]), _without_rename(prop), changes)
+        if (prior in old_required) != (key in new_required):
+            changes.append(Change(f"{here}/required", "changed", before=prior in old_required,
+                                  after=key in new_required))
+    for key, prop in old_props.items():
+        if key not in matched:
+            changes.append(Change(f"{path}/properties/{key}", "removed", before=prop.get("title")))
+    for key in sorted(set(old) | set(new)):
+        if key in ("properties", "required"):
+            continue
+        a, b = old.get(key), new.get(key)
+        if key == "x-crm-entity":
+            a, b = _without_rename(a), _without_rename(b)
+        _compare(f"{path}/{key}", a, b, changes)
+
+
+def _without_rename(node: Any) -> Any:
+    """A field or entity document without its `renamedFrom` (reported as a rename, not as a setting)."""
+    if not isinstance(node, dict):
+        return node
+    out = {k: v for k, v in node.items() if k != "renamedFrom"}
+    if isinstance(out.get("x-crm-field"), dict):
+        out["x-crm-field"] = {k: v for k, v in out["x-crm-field"].items() if k != "renamedFrom"}
+    return out
+
+
+def _compare(path: str, a: Any, b: Any, changes: list[Change]) -> None:
+    """Recurse into objects; lists and scalars are compared whole."""
+    if a == b:
+        return
+    if a is None:
+        changes.append(Change(path, "added", after=b))
+    elif b is None:
+        changes.append(Change(path, "removed", before=a))
+    elif isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            _compare(f"{path}/{key}", a.get(key), b.get(key), changes)
+    else:
+        changes.append(Change(path, "changed", before=a, after=b))
