@@ -15,8 +15,8 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy import event
 
-__all__ = ["DEFAULT_URL", "ENGINE_SCHEMA_VERSION", "Database", "crm_automation_runs", "crm_outbox", "crm_state_entered",
-           "engine_tables"]
+__all__ = ["DEFAULT_URL", "ENGINE_SCHEMA_VERSION", "Database", "crm_automation_runs", "crm_drafts", "crm_outbox",
+           "crm_state_entered", "engine_tables"]
 
 DEFAULT_URL = "sqlite:///./crm.db"
 ENGINE_SCHEMA_VERSION = 1
@@ -87,6 +87,17 @@ crm_saved_views = sa.Table(
     sa.Column("created_by", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.UniqueConstraint("app", "entity", "name", name="uq_crm_saved_views_name"),
+)
+
+crm_drafts = sa.Table(  # the app designer's unpublished edits, one draft per app (engine/designer/drafts.py)
+    "crm_drafts", engine_tables,
+    sa.Column("app", sa.String(63), primary_key=True),
+    sa.Column("document", sa.Text, nullable=False),  # the draft definition as JSON text
+    sa.Column("base_version", sa.Integer),  # the published version it started from; None for a new app
+    sa.Column("revision", sa.Integer, nullable=False),  # +1 on every save; a save of an older revision is refused
+    sa.Column("updated_by", sa.Text),
+    sa.Column("updated_at", sa.DateTime),
+    sa.Column("created_at", sa.DateTime, nullable=False),
 )
 
 
