@@ -244,3 +244,25 @@
     if (dragged && ev.detail.elt === dragged) putBack("The card could not be moved: the server did not answer.");
   });
 })();
+
+// The app designer (templates/designer/). A key made from a label is filled in while the label is typed, until
+// people type the key themselves. In a field panel, a change to an input marked data-refresh (a format, a
+// condition's field or operator, a new option) asks the server to render the panel again; other changes leave
+// the panel's inputs alone, so a click that follows typing is never lost.
+(function () {
+  "use strict";
+  document.addEventListener("input", function (ev) {
+    var t = ev.target;
+    if (t.matches && t.matches("[data-key-input]")) t.setAttribute("data-touched", "");
+  });
+  document.addEventListener("htmx:beforeRequest", function (ev) {
+    var target = ev.detail.target;
+    if (target && target.matches && target.matches("[data-key-input][data-touched]")) ev.preventDefault();
+  });
+  document.addEventListener("change", function (ev) {
+    var t = ev.target, panel = t.closest && t.closest(".field-panel");
+    if (!panel) return;
+    var flag = panel.querySelector("[data-refresh-flag]");
+    if (flag) flag.value = t.matches("[data-refresh]") ? "1" : "";
+  }, true);
+})();

@@ -25,7 +25,7 @@ def route_handlers() -> list[Any]:
     """Every handler of the web app."""
     handlers: list[Any] = [home]
     for module in ("engine.web.lists", "engine.web.records", "engine.web.auth", "engine.web.roles",
-                   "engine.web.audit_log", "engine.web.workflows"):
+                   "engine.web.audit_log", "engine.web.workflows", "engine.web.designer"):
         try:
             mod = __import__(module, fromlist=["HANDLERS"])
         except ModuleNotFoundError as exc:
