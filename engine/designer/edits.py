@@ -205,6 +205,8 @@ def _replace_key(ent: dict[str, Any], old: str, new: str | None) -> None:
         if "sort" in view:
             view["sort"] = [{**s, "field": new} if s["field"] == old else s for s in view["sort"]
                             if s["field"] != old or new is not None]
+            if not view["sort"]:
+                del view["sort"]
     for section in ent.get("x-crm-form", {}).get("sections", []):
         section["fields"] = swap(section["fields"])
     if "x-crm-indexes" in ent:

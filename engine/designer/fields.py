@@ -203,6 +203,8 @@ def _update(doc: dict[str, Any], entity: str, key: str, settings: dict[str, Any]
             raise EditError(f"{path}/{name}", f"a {_KIND_TITLES[kind]} field has no setting '{name}'"
                                               f" (its settings: {', '.join(allowed)})")
     changes = {n: v for n, v in settings.items() if n in allowed and (n not in current or current[n] != v)}
+    if not changes:
+        return
     base = _carried(doc, entity, current, kind) if kind != current["kind"] else dict(current)
     if changes.get("sensitive") and "searchable" not in changes:
         base["searchable"] = False  # encrypted values cannot be searched
