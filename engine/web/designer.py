@@ -102,10 +102,11 @@ def apps_page(request: HTMXRequest) -> Template:
 
 
 @get("/key-for", name="designer-key-for", sync_to_thread=True)
-def key_for(request: HTMXRequest, label: QueryText = "", app: QueryText = "", entity: QueryText = "",
-            target: QueryText = "") -> Template:
+def key_for(request: HTMXRequest, label: QueryText = "", title: QueryText = "", app: QueryText = "",
+            entity: QueryText = "", target: QueryText = "") -> Template:
     """The key a label would get (shown while people type it): an app key unique among the apps, an entity key
-    unique in the draft, or a field key unique in the entity."""
+    unique in the draft, or a field key unique in the entity (the label comes as `label` or `title`)."""
+    label = label or title
     taken: set[str] = set()
     if not app:
         taken = {a.name for a in AppService(database(request)).list()} | {d.app for d in drafts(request).list()}

@@ -1,0 +1,147 @@
+"""The app designer as a new user meets it: log in, create a blank app, build a Customer entity by clicking and
+typing, publish, add a record through the app's own form, then rename a label and change a kind, publish again
+(the plan is shown) and find the record's values intact. Clicks and keystrokes are counted and printed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from playwright.sync_api import expect
+
+from engine.storage.database import Database
+from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer, screenshot
+
+
+@dataclass
+class Effort:
+    """What the user did: clicks and keystrokes (typing a text counts each character)."""
+
+    clicks: int = 0
+    keys: int = 0
+
+    def click(self, page: Any, selector: str) -> None:
+        page.click(selector)
+        self.clicks += 1
+
+    def type(self, page: Any, selector: str, text: str) -> None:
+        page.click(selector)
+        page.fill(selector, text)
+        self.clicks += 1
+        self.keys += len(text)
+
+    def press(self, page: Any, selector: str, key: str) -> None:
+        page.press(selector, key)
+        self.keys += 1
+
+
+def _settle(page: Any) -> None:
+    """Wait until htmx has answered every request (the designer queues them)."""
+    page.wait_for_function("() => !document.querySelector('.htmx-request')")
+
+
+def _add_field(page: Any, effort: Effort, kind: str, label: str, key: str) -> None:
+    effort.click(page, f"label[for='kind-{kind}']")
+    effort.type(page, "#new-field-label", label)
+    effort.press(page, "#new-field-label", "Enter")
+    expect(page.locator(f"#df-{key}")).to_be_visible()
+
+
+def _options(page: Any, effort: Effort, key: str, titles: list[str]) -> None:
+    """Rename the two starting options and add the rest (type, Enter)."""
+    for i, title in enumerate(titles[:2]):
+        effort.type(page, f"#ds-{key}-opt-{i}", title)
+    for title in titles[2:]:
+        effort.type(page, f"#ds-{key}-new-option", title)
+        effort.press(page, f"#ds-{key}-new-option", "Enter")
+        expect(page.locator(f"#ds-{key}-options")).to_contain_text(title)
+        _settle(page)
+    _settle(page)
+
+
+def test_a_new_user_builds_publishes_and_changes_an_app(anonymous_page: Any,
+                                                        live: tuple[LiveServer, Database]) -> None:
+    server, _ = live
+    page, effort = anonymous_page, Effort()
+    page.goto(f"{server.url}/login")
+    effort.type(page, "#login-email", ADMIN_EMAIL)
+    effort.type(page, "#login-password", ADMIN_PASSWORD)
+    effort.click(page, "#login-submit")
+    effort.click(page, "#nav-designer")
+    expect(page.locator("h1")).to_have_text("App designer")
+
+    effort.type(page, "#new-title", "Customer care")
+    expect(page.locator("#new-name")).to_have_value("customer_care")
+    effort.click(page, "#create-blank")
+    expect(page.locator("#draft-title")).to_contain_text("Customer care")
+    screenshot(page, "designer-draft")
+
+    effort.type(page, "#new-entity-title", "Customer")
+    effort.press(page, "#new-entity-title", "Enter")
+    expect(page.locator("#entity-heading")).to_contain_text("Customer")
+    _add_field(page, effort, "select", "Gender", "gender")
+    _options(page, effort, "gender", ["Female", "Male", "Diverse"])
+    _add_field(page, effort, "date", "Birthday", "birthday")
+    _add_field(page, effort, "email", "Email", "email")
+    _add_field(page, effort, "phone", "Phone", "phone")
+    _add_field(page, effort, "text", "Street", "street")
+    _add_field(page, effort, "text", "City", "city")
+    _add_field(page, effort, "select", "Purchase frequency", "purchase_frequency")
+    _options(page, effort, "purchase_frequency", ["Weekly", "Monthly", "Yearly"])
+    _add_field(page, effort, "rating", "Service rating", "service_rating")
+    _add_field(page, effort, "long_text", "Needs", "needs")
+    _settle(page)
+    expect(page.locator("#preview-form #f-purchase_frequency")).to_contain_text("Yearly")
+    expect(page.locator("#preview-list th")).to_have_count(6)
+    screenshot(page, "designer-entity")
+
+    effort.click(page, "#review-publish")
+    expect(page.locator("#plan-steps")).to_contain_text("create entity customer")
+    screenshot(page, "designer-publish")
+    effort.click(page, "#publish-confirm")
+    expect(page.locator("#publish-notice")).to_contain_text("Version 1 is live")
+    built = Effort(effort.clicks, effort.keys)
+    print(f"\nbuilding and publishing the Customer app took {built.clicks} clicks and {built.keys} keystrokes")
+
+    # the app's own form, as its users see it
+    page.goto(f"{server.url}/apps/customer_care/customer/new")
+    page.fill("#f-name", "Lena Wolf")
+    page.select_option("#f-gender", label="Female")
+    page.fill("#f-birthday", "1990-04-12")
+    page.fill("#f-email", "lena@example.com")
+    page.fill("#f-city", "Berlin")
+    page.select_option("#f-purchase_frequency", label="Monthly")
+    page.click("label[for='f-service_rating-4']")
+    page.fill("#f-needs", "Quick answers by email.")
+    page.click("#form-submit")
+    expect(page.locator("h1")).to_contain_text("Lena Wolf")
+    record_url = page.url
+
+    # change a label and a kind, and publish again
+    page.goto(f"{server.url}/designer/customer_care/customer")
+    effort.click(page, "#df-needs-details > summary")
+    effort.type(page, "#ds-needs-title", "Customer needs")
+    page.keyboard.press("Tab")
+    effort.keys += 1
+    _settle(page)
+    expect(page.locator("#df-needs-summary")).to_contain_text("Customer needs")
+    effort.click(page, "#df-service_rating-details > summary")
+    page.select_option("#ds-service_rating-kind", "integer")
+    effort.clicks += 2
+    expect(page.locator("#df-service_rating-summary")).to_contain_text("Whole number")
+    _settle(page)
+    effort.click(page, "#review-publish")
+    expect(page.locator("#plan-steps")).to_contain_text("convert field customer.service_rating")
+    expect(page.locator("#plan-steps")).to_contain_text("customer.needs")
+    screenshot(page, "designer-publish-again")
+    effort.click(page, "#publish-confirm")
+    expect(page.locator("#publish-notice")).to_contain_text("Version 2 is live")
+    print(f"with the second change: {effort.clicks} clicks and {effort.keys} keystrokes in all")
+
+    page.goto(record_url)
+    body = page.locator("main")
+    for text in ("Lena Wolf", "Female", "lena@example.com", "Berlin", "Monthly", "Customer needs",
+                 "Quick answers by email."):
+        expect(body).to_contain_text(text)
+    expect(page.locator("#value-service_rating")).to_have_text("4")
+    screenshot(page, "designer-record-after")
