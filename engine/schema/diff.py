@@ -7,6 +7,7 @@ matched by key and by `renamedFrom`, so a rename is one change, not a removal an
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,44 +51,22 @@ def diff_apps(old: App, new: App) -> list[Change]:
     _compare("x-crm-app/description", before["x-crm-app"].get("description"), after["x-crm-app"].get("description"),
              changes)
     old_entities, new_entities = before["$defs"], after["$defs"]
-    renamed_from = {k: e.get("x-crm-entity", {}).get("renamedFrom") for k, e in new_entities.items()}
-    matched: set[str] = set()
-    for key, entity in new_entities.items():
-        path = f"$defs/{key}"
-        prior_key = key if key in old_entities else renamed_from.get(key)
-        if prior_key not in old_entities:
-            changes.append(Change(path, "added", after=entity.get("title")))
-            continue
-        matched.add(prior_key)
-        if prior_key != key:
-            changes.append(Change(path, "renamed", before=prior_key))
-        _entity(path, old_entities[prior_key], entity, changes)
-    for key, entity in old_entities.items():
-        if key not in matched:
-            changes.append(Change(f"$defs/{key}", "removed", before=entity.get("title")))
+    for key, prior_key in _pair("$defs", old_entities, new_entities,
+                                lambda e: e.get("x-crm-entity", {}).get("renamedFrom"), changes):
+        _entity(f"$defs/{key}", old_entities[prior_key], new_entities[key], changes)
     return changes
 
 
 def _entity(path: str, old: dict[str, Any], new: dict[str, Any], changes: list[Change]) -> None:
     old_props, new_props = old.get("properties", {}), new.get("properties", {})
     old_required, new_required = set(old.get("required", [])), set(new.get("required", []))
-    matched: set[str] = set()
-    for key, prop in new_props.items():
+    for key, prior_key in _pair(f"{path}/properties", old_props, new_props,
+                                lambda p: p.get("x-crm-field", {}).get("renamedFrom"), changes):
         here = f"{path}/properties/{key}"
-        prior = key if key in old_props else prop.get("x-crm-field", {}).get("renamedFrom")
-        if prior not in old_props:
-            changes.append(Change(here, "added", after=prop.get("title")))
-            continue
-        matched.add(prior)
-        if prior != key:
-            changes.append(Change(here, "renamed", before=prior))
-        _compare(here, _without_rename(old_props[prior]), _without_rename(prop), changes)
-        if (prior in old_required) != (key in new_required):
-            changes.append(Change(f"{here}/required", "changed", before=prior in old_required,
+        _compare(here, _without_rename(old_props[prior_key]), _without_rename(new_props[key]), changes)
+        if (prior_key in old_required) != (key in new_required):
+            changes.append(Change(f"{here}/required", "changed", before=prior_key in old_required,
                                   after=key in new_required))
-    for key, prop in old_props.items():
-        if key not in matched:
-            changes.append(Change(f"{path}/properties/{key}", "removed", before=prop.get("title")))
     for key in sorted(set(old) | set(new)):
         if key in ("properties", "required"):
             continue
@@ -95,6 +74,26 @@ def _entity(path: str, old: dict[str, Any], new: dict[str, Any], changes: list[C
         if key == "x-crm-entity":
             a, b = _without_rename(a), _without_rename(b)
         _compare(f"{path}/{key}", a, b, changes)
+
+
+def _pair(path: str, old: dict[str, Any], new: dict[str, Any], renamed_from: Callable[[dict[str, Any]], Any],
+          changes: list[Change]) -> Iterator[tuple[str, str]]:
+    """Match the items of two versions by key or by their `renamedFrom`: additions, renames and removals become
+    changes; each matched pair is yielded as (newer key, older key)."""
+    matched: set[str] = set()
+    for key, item in new.items():
+        here = f"{path}/{key}"
+        prior = key if key in old else renamed_from(item)
+        if prior not in old:
+            changes.append(Change(here, "added", after=item.get("title")))
+            continue
+        matched.add(prior)
+        if prior != key:
+            changes.append(Change(here, "renamed", before=prior))
+        yield key, prior
+    for key, item in old.items():
+        if key not in matched:
+            changes.append(Change(f"{path}/{key}", "removed", before=item.get("title")))
 
 
 def _without_rename(node: Any) -> Any:

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -122,6 +122,15 @@ def without_hidden(record: dict[str, Any], grant: EntityGrant | None) -> dict[st
     return {k: v for k, v in record.items() if k not in grant.hidden}
 
 
+class _Scope(NamedTuple):
+    compiled: CompiledApp
+    entity: Entity
+    grant: EntityGrant | None
+    hidden: frozenset[str]
+    table: sa.Table
+    conditions: list[Any]
+
+
 @dataclass
 class Page:
     """One page of a query: the records and the cursor of the next page (None on the last)."""
@@ -194,17 +203,23 @@ class RecordService:
                 if r["id"] in found:
                     r[f.key] = found[r["id"]]
 
+    def _matching(self, conn: sa.Connection, entity: str, query: Query) -> _Scope:
+        """What a read query works on: the entity, the user's read grant, and the WHERE conditions of the query's
+        filters and search limited to the rows the user may read."""
+        compiled = self._compiled(conn)
+        ent = compiled.entity(entity)
+        grant = self.grant(ent, "read")
+        hidden = grant.hidden if grant else frozenset()
+        table = compiled.tables.table(ent.key)
+        links = {f.key: compiled.tables.link(ent.key, f.key) for f in ent.fields if f.kind == "relation_many"}
+        conditions = build_conditions(table, ent, query, links, hidden) + owned_condition(table, grant, self.actor)
+        return _Scope(compiled, ent, grant, hidden, table, conditions)
+
     def query(self, entity: str, query: Query | None = None) -> Page:
         """A page of records matching the query, in its sort order; pass `next_cursor` back as `after`."""
         query = query or Query()
         with self.db.read() as conn:
-            compiled = self._compiled(conn)
-            ent = compiled.entity(entity)
-            grant = self.grant(ent, "read")
-            hidden = grant.hidden if grant else frozenset()
-            table = compiled.tables.table(ent.key)
-            links = {f.key: compiled.tables.link(ent.key, f.key) for f in ent.fields if f.kind == "relation_many"}
-            conditions = build_conditions(table, ent, query, links, hidden) + owned_condition(table, grant, self.actor)
+            compiled, ent, grant, hidden, table, conditions = self._matching(conn, entity, query)
             columns = sort_columns(table, ent, query.sort, hidden)
             if query.after:
                 conditions.append(keyset_condition(columns, decode_cursor(query.after, len(columns))))
@@ -224,13 +239,8 @@ class RecordService:
         """How many records match; with `up_to`, counting stops there (for "more than N" on big tables)."""
         query = query or Query()
         with self.db.read() as conn:
-            compiled = self._compiled(conn)
-            ent = compiled.entity(entity)
-            grant = self.grant(ent, "read")
-            table = compiled.tables.table(ent.key)
-            links = {f.key: compiled.tables.link(ent.key, f.key) for f in ent.fields if f.kind == "relation_many"}
-            conditions = build_conditions(table, ent, query, links, grant.hidden if grant else frozenset())
-            inner = sa.select(table.c.id).where(*conditions, *owned_condition(table, grant, self.actor))
+            scope = self._matching(conn, entity, query)
+            inner = sa.select(scope.table.c.id).where(*scope.conditions)
             if up_to is not None:
                 inner = inner.limit(up_to)
             return conn.execute(sa.select(sa.func.count()).select_from(inner.subquery())).scalar() or 0
@@ -361,30 +371,19 @@ class RecordService:
         without a sum field or when the field is hidden from this user)."""
         query = query or Query()
         with self.db.read() as conn:
-            compiled = self._compiled(conn)
-            ent = compiled.entity(entity)
-            grant = self.grant(ent, "read")
-            hidden = grant.hidden if grant else frozenset()
-            table = compiled.tables.table(ent.key)
-            links = {f.key: compiled.tables.link(ent.key, f.key) for f in ent.fields if f.kind == "relation_many"}
-            conditions = build_conditions(table, ent, query, links, hidden) + owned_condition(table, grant, self.actor)
+            _, ent, _, hidden, table, conditions = self._matching(conn, entity, query)
             if group in hidden:
                 return {}
-            col = table.c[ent.field(group).key]
-            sum_f = ent.field(sum_field) if sum_field and sum_field not in hidden else None
-            columns = [col, sa.func.count()]
-            if sum_f is not None:
-                columns.append(sa.func.sum(table.c[sum_f.key]))
-            rows = conn.execute(sa.select(*columns).where(*conditions).group_by(col)).all()
             gf = ent.field(group)
-            out: dict[Any, tuple[int, Any]] = {}
-            for row in rows:
-                value = kind_of(gf.kind).from_db(gf, row[0]) if row[0] is not None else None
-                total = None
-                if sum_f is not None:
-                    total = kind_of(sum_f.kind).from_db(sum_f, row[2]) if row[2] is not None else None
-                out[value] = (row[1], total)
-            return out
+            sum_f = ent.field(sum_field) if sum_field and sum_field not in hidden else None
+            col = table.c[gf.key]
+            total = sa.func.sum(table.c[sum_f.key]) if sum_f is not None else sa.null()
+            rows = conn.execute(sa.select(col, sa.func.count(), total).where(*conditions).group_by(col)).all()
+
+        def typed(f: Field | None, raw: Any) -> Any:
+            return None if f is None or raw is None else kind_of(f.kind).from_db(f, raw)
+
+        return {typed(gf, value): (count, typed(sum_f, amount)) for value, count, amount in rows}
 
 
 def _unsealed(changes: dict[str, Any], sensitive: set[str]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from engine.storage.migrate import utcnow
 from engine.storage.records import bump_sequence, new_id, next_numbers, row_to_record
 from engine.storage.tables import index_specs
 
-__all__ = ["Writer"]
+__all__ = ["Writer", "jsonable", "seal_value"]
 
 _CHUNK = 500
 
@@ -290,7 +290,7 @@ class Writer:
 
     def _history(self, entries: list[tuple[str, int, str, dict[str, Any]]], now: Any) -> None:
         rows = [{"app": self.app, "entity": self.entity.key, "record_id": rid, "record_version": version,
-                 "at": now, "actor": self.actor, "action": action, "changes": self._sealed(_jsonable(changes))}
+                 "at": now, "actor": self.actor, "action": action, "changes": self._sealed(jsonable(changes))}
                 for rid, version, action, changes in entries]
         if rows:
             self.conn.execute(crm_history.insert(), rows)
@@ -403,13 +403,14 @@ def seal_value(value: Any) -> Any:
     return None if value is None else {"enc": encrypt(str(value))}
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Values as JSON stores them: decimals as plain decimal strings (never '1E+2'), lists and dicts followed."""
     if not isinstance(value, dict | list | tuple | Decimal):
         return value
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, Decimal):
         return format(value, "f")
     return value

@@ -4,7 +4,7 @@ asking: a session cookie or an `Authorization: Bearer` API token becomes the req
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import anyio.to_thread
 from litestar import Request, Response, Router, get, post
@@ -20,6 +20,7 @@ from engine.auth.audit import audit
 from engine.auth.principal import Principal
 from engine.storage.database import Database
 from engine.web.context import current_user, database
+from engine.web.posts import form_data, last
 
 __all__ = ["HANDLERS", "MIDDLEWARE", "AuthMiddleware", "by_api_token", "local_next"]
 
@@ -27,7 +28,6 @@ __all__ = ["HANDLERS", "MIDDLEWARE", "AuthMiddleware", "by_api_token", "local_ne
 _OPEN = ("/login", "/static/")
 #: Set in the request's scope state when an API token (not a session cookie) authenticated it.
 _BY_TOKEN = "crm_by_api_token"
-_FormData = dict[str, list[str]]
 
 
 def local_next(target: str | None) -> str:
@@ -119,17 +119,6 @@ MIDDLEWARE = [AuthMiddleware()]
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
-def _form(body: bytes) -> _FormData:
-    data: _FormData = {}
-    for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
-        data.setdefault(key, []).append(value)
-    return data
-
-
-def _one(data: _FormData, key: str) -> str:
-    return (data.get(key) or [""])[-1]
-
-
 def _address(request: Request[Any, Any, Any]) -> str | None:
     return request.client.host if request.client else None
 
@@ -154,11 +143,11 @@ def login_page(request: Request[Any, Any, Any]) -> Template:
 @post("/login", name="login-submit", status_code=200, sync_to_thread=True)
 def login(request: Request[Any, Any, Any], body: RawBody) -> Response[Any]:
     """Check email and password; on success a fresh session and off to `next` (local paths only)."""
-    data = _form(body)
+    data = form_data(body)
     db = database(request)
-    email, target = _one(data, "email"), local_next(_one(data, "next"))
+    email, target = last(data, "email"), local_next(last(data, "next"))
     try:
-        user = accounts.authenticate(db, email, _one(data, "password"), _address(request))
+        user = accounts.authenticate(db, email, last(data, "password"), _address(request))
     except accounts.LoginRefused as exc:
         return _login_page(target, email, str(exc), status=400)
     token = sessions.start_session(db, user.id, _address(request), replaces=request.cookies.get(sessions.COOKIE))
@@ -205,14 +194,14 @@ def account_page(request: Request[Any, Any, Any]) -> Template:
 @post("/account/password", name="account-password", status_code=200, sync_to_thread=True)
 def change_password(request: Request[Any, Any, Any], body: RawBody) -> Template:
     """Change your password (the current one, then the new one twice); your other sessions end."""
-    user_id, data = _own_id(request), _form(body)
+    user_id, data = _own_id(request), form_data(body)
     if user_id is None:
         return _forbidden()
-    new = _one(data, "new_password")
-    if new != _one(data, "new_password2"):
+    new = last(data, "new_password")
+    if new != last(data, "new_password2"):
         return _account_page(request, password_error="The new passwords do not match.", status=422)
     try:
-        accounts.change_password(database(request), user_id, _one(data, "old_password"), new)
+        accounts.change_password(database(request), user_id, last(data, "old_password"), new)
     except accounts.AccountError as exc:
         return _account_page(request, password_error=str(exc).capitalize() + ".", status=422)
     sessions.end_user_sessions(database(request), user_id, keep=request.cookies.get(sessions.COOKIE))
@@ -226,7 +215,7 @@ def create_token(request: Request[Any, Any, Any], body: RawBody) -> Template:
     if user_id is None:
         return _forbidden()
     try:
-        token, secret = tokens.create_token(database(request), user_id, _one(_form(body), "token_name"))
+        token, secret = tokens.create_token(database(request), user_id, last(form_data(body), "token_name"))
     except accounts.AccountError as exc:
         return _account_page(request, token_error=str(exc).capitalize() + ".", status=422)
     return _account_page(request, new_token=secret, new_token_name=token.name)
@@ -264,10 +253,10 @@ def invite_user(request: Request[Any, Any, Any], body: RawBody) -> Template:
     me = current_user(request)
     if not me.is_admin:
         return _forbidden()
-    data, password = _form(body), accounts.generate_password()
+    data, password = form_data(body), accounts.generate_password()
     try:
-        user = accounts.create_user(database(request), _one(data, "email"), _one(data, "name"), password,
-                                    is_admin=_one(data, "is_admin") == "on", roles=data.get("roles", []),
+        user = accounts.create_user(database(request), last(data, "email"), last(data, "name"), password,
+                                    is_admin=last(data, "is_admin") == "on", roles=data.get("roles", []),
                                     actor=me.name)
     except accounts.AccountError as exc:
         return _users_page(request, 422, error=str(exc).capitalize() + ".")
@@ -296,7 +285,7 @@ def set_roles(request: Request[Any, Any, Any], user_id: FromPath[str], body: Raw
     if not me.is_admin:
         return _forbidden()
     try:
-        accounts.assign_roles(database(request), user_id, _form(body).get("roles", []), actor=me.name)
+        accounts.assign_roles(database(request), user_id, form_data(body).get("roles", []), actor=me.name)
     except accounts.AccountError as exc:
         return _users_page(request, 422, error=str(exc).capitalize() + ".")
     return _users_page(request, message="The roles were saved.")

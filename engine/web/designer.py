@@ -8,13 +8,12 @@ editor's handlers live in engine.web.designer_editor and are registered here, in
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from litestar import Request, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, RawBody
-from litestar.plugins.htmx import ClientRedirect, HTMXRequest
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Response, Template
 
 from engine.designer import edits
@@ -24,12 +23,12 @@ from engine.errors import CrmError, DefinitionError, PermissionDenied, PlanRefus
 from engine.storage.apps import AppService
 from engine.web.access import EXCEPTION_HANDLERS
 from engine.web.context import current_user, database
+from engine.web.posts import FormData, form_data, go, last
 
 __all__ = ["HANDLERS", "designers_only", "drafts", "form_data", "go", "last", "revision_of"]
 
 PathText = FromPath[str]
 QueryText = FromQuery[str]
-FormData = dict[str, list[str]]
 
 
 # --- shared with the entity editor ---------------------------------------------------------------------------------
@@ -44,28 +43,10 @@ def drafts(request: Request[Any, Any, Any]) -> DraftService:
     return DraftService(database(request), current_user(request))
 
 
-def form_data(body: bytes) -> FormData:
-    """Urlencoded form data: every value of every name, blank ones included."""
-    data: FormData = {}
-    for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
-        data.setdefault(key, []).append(value)
-    return data
-
-
-def last(data: FormData, key: str) -> str:
-    """The last value posted under a name ("" when absent)."""
-    return (data.get(key) or [""])[-1]
-
-
 def revision_of(data: FormData) -> int:
     """The draft revision the page was showing (-1 when missing, which always conflicts)."""
     text = last(data, "revision")
     return int(text) if text.isdigit() else -1
-
-
-def go(request: HTMXRequest, url: str) -> Response[Any]:
-    """After a successful post: a client-side redirect for htmx, 303 See Other otherwise."""
-    return ClientRedirect(url) if request.htmx else Redirect(url, status_code=303)
 
 
 def _problem_list(exc: CrmError) -> list[Problem]:

@@ -23,7 +23,7 @@ from engine.errors import DefinitionError, NotFoundError
 from engine.forms.form import build_form, record_state
 from engine.forms.listquery import read_list_view
 from engine.schema import load_definition
-from engine.web.designer import draft_context, drafts, form_data, go, last, revision_of
+from engine.web.designer import draft_context, drafts, revision_of
 from engine.web.designer_fields import (
     BOOLEAN_SETTINGS,
     ON_DELETE,
@@ -32,6 +32,7 @@ from engine.web.designer_fields import (
     setting_of_error,
     settings_from_post,
 )
+from engine.web.posts import form_data, go, last
 
 __all__ = ["ROUTES"]
 

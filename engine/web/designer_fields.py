@@ -10,10 +10,10 @@ from typing import Any
 from engine.designer import edits
 from engine.designer.conditions import OPERATORS, operators_for
 from engine.designer.keys import key_from_label
+from engine.web.posts import FormData, last
 
 __all__ = ["BOOLEAN_SETTINGS", "ON_DELETE", "SETTING_TITLES", "FieldPanel", "setting_of_error", "settings_from_post"]
 
-FormData = dict[str, list[str]]
 
 #: Settings shown as checkboxes.
 BOOLEAN_SETTINGS = ("required", "unique", "indexed", "searchable", "sensitive", "hidden", "read_only")
@@ -83,10 +83,6 @@ class FieldPanel:
 
 
 # --- the posted panel -> settings ----------------------------------------------------------------------------------
-def _last(data: FormData, name: str) -> str:
-    return (data.get(name) or [""])[-1]
-
-
 def _number(name: str, text: str, whole: bool) -> int | float | None:
     text = text.strip().replace(",", ".")
     if not text:
@@ -111,7 +107,7 @@ def _options(data: FormData, action: str) -> list[dict[str, Any]]:
     """The options as posted, with the row action applied (add, remove:i, up:i, down:i)."""
     rows = [{"value": r["opt_value"], "title": r["opt_title"].strip() or r["opt_value"],
              "color": r["opt_color"] or None} for r in _rows(data, "opt_value", "opt_title", "opt_color")]
-    new = _last(data, "new_option").strip()
+    new = last(data, "new_option").strip()
     if new and new not in {r["title"] for r in rows}:
         rows.append({"value": key_from_label(new, {r["value"] for r in rows}), "title": new, "color": None})
     _move_rows(rows, action, "option")
@@ -130,7 +126,7 @@ def _rules(data: FormData, action: str) -> list[dict[str, Any]]:
             value = None
         rules.append({"field": r["rule_field"], "op": r["rule_op"], "value": value})
     if action == "add_rule":
-        rules.append({"field": _last(data, "new_rule_field"), "op": "not_empty", "value": None})
+        rules.append({"field": last(data, "new_rule_field"), "op": "not_empty", "value": None})
     _move_rows(rules, action, "rule")
     return rules
 
@@ -154,28 +150,28 @@ def settings_from_post(data: FormData, current: dict[str, Any]) -> dict[str, Any
     """The settings a posted panel asks for (`current`: the field's settings, which name those its kind has).
     A new kind is asked for alone: the engine carries over what still applies. `_action` edits the option and rule
     rows. EditError for a number that is not one."""
-    kind = _last(data, "kind")
+    kind = last(data, "kind")
     if kind and kind != current.get("kind"):
         return {"kind": kind}
-    action = _last(data, "_action")
+    action = last(data, "_action")
     out: dict[str, Any] = {}
     for name in current:
         if name in BOOLEAN_SETTINGS and name in data:
-            out[name] = _last(data, name) == "on"
+            out[name] = last(data, name) == "on"
         elif name in _WHOLE_NUMBERS + _NUMBERS and name in data:
-            text = _last(data, name).strip()
+            text = last(data, name).strip()
             out[name] = (text or None) if current.get("kind") == "currency" else \
                 _number(name, text, whole=name in _WHOLE_NUMBERS)
         elif name in _TEXTS and name in data:
-            out[name] = _last(data, name).strip() or None
+            out[name] = last(data, name).strip() or None
         elif name == "default" and name in data:
-            out[name] = _default(current, _last(data, name))
+            out[name] = _default(current, last(data, name))
         elif name == "options" and ("opt_value" in data or "new_option" in data):
             out[name] = _options(data, action)
         elif name == "visible_if" and current[name] is not None and ("rule_field" in data or action == "add_rule"):
             out[name] = _rules(data, action)
     if "pattern_preset" in current and "pattern_preset" in data:
-        preset = _last(data, "pattern_preset") or None
+        preset = last(data, "pattern_preset") or None
         if preset or current.get("pattern_preset"):  # choosing "custom" keeps the preset's pattern to edit
             out["pattern_preset"] = preset
         if preset:

@@ -7,11 +7,10 @@ Full pages for plain requests; for htmx requests the fragment the request target
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 
 from litestar import Router, get, post
 from litestar.params import FromPath, FromQuery, RawBody
-from litestar.plugins.htmx import ClientRedirect, HTMXRequest
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Response, Template
 
 from engine.errors import ConflictError, NotFoundError, RecordValidationError
@@ -31,6 +30,7 @@ from engine.schema.validation import EntityValidator
 from engine.storage.query import Filter, Query, Sort
 from engine.web.access import EXCEPTION_HANDLERS, allowed, require, scope
 from engine.web.context import Scope
+from engine.web.posts import form_data, go, last
 from engine.web.record_page import Titles, changed_meanwhile, record_context, record_title, shown
 from engine.workflows.definition import parse_workflow
 
@@ -42,32 +42,15 @@ _PATH = "/apps/{app_name:str}/{entity_key:str}"
 _RECORD = _PATH + "/{record_id:str}"
 
 
-def _form_data(body: RawBody) -> dict[str, list[str]]:
-    """Urlencoded form data with every value of every name, blank ones included (a cleared input is a change)."""
-    data: dict[str, list[str]] = {}
-    for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
-        data.setdefault(key, []).append(value)
-    return data
-
-
-def _last(data: FormData, key: str) -> str:
-    return (data.get(key) or [""])[-1]
-
-
 def _version(data: FormData) -> int | None:
     """The version of the record the form was showing."""
-    text = _last(data, "version")
+    text = last(data, "version")
     return int(text) if text.isdigit() else None
-
-
-def _go(request: HTMXRequest, url: str) -> Response[Any]:
-    """After a successful post: a client-side redirect for htmx, 303 See Other otherwise."""
-    return ClientRedirect(url) if request.htmx else Redirect(url, status_code=303)
 
 
 def _own_record(sc: Scope, data: FormData) -> dict[str, Any] | None:
     """The record an edit form is about (its hidden `_id`), or None on new-record forms."""
-    record_id = _last(data, "_id")
+    record_id = last(data, "_id")
     if not record_id:
         return None
     try:
@@ -131,13 +114,13 @@ def create_record(request: HTMXRequest, app_name: PathText, entity_key: PathText
     """Create a record from the form; on errors the form again, with every message next to its field."""
     sc = scope(request, app_name, entity_key)
     require(sc, "create")
-    state = parse_form(sc.entity, _form_data(body), current=_defaults(sc.entity))
+    state = parse_form(sc.entity, form_data(body), current=_defaults(sc.entity))
     if state.errors:
         state.add_errors(_whole_record_errors(sc.entity, state))
     else:
         try:
             record = sc.records.create(sc.entity.key, state.changes())
-            return _go(request, f"{sc.base}/{record['id']}")
+            return go(request, f"{sc.base}/{record['id']}")
         except RecordValidationError as exc:
             state.add_errors(exc.by_field())
     return _form_response(request, sc, state, None, status=422)
@@ -160,7 +143,7 @@ def update_record(request: HTMXRequest, app_name: PathText, entity_key: PathText
     sc = scope(request, app_name, entity_key)
     require(sc, "update")
     record = sc.records.get(sc.entity.key, record_id)
-    data = _form_data(body)
+    data = form_data(body)
     state = parse_form(sc.entity, data, current=record)
     expected = _version(data)
     if state.errors:
@@ -177,7 +160,7 @@ def update_record(request: HTMXRequest, app_name: PathText, entity_key: PathText
         # The form now carries the current version: saving again ("Save mine anyway") overwrites what the panel
         # lists, knowingly; a further change meanwhile conflicts again.
         return _form_response(request, sc, state, current, exc.actual, status=409, conflict=changes)
-    return _go(request, f"{sc.base}/{record_id}")
+    return go(request, f"{sc.base}/{record_id}")
 
 
 # --- fragments: one field, visibility, lookup ---------------------------------------------------------------
@@ -199,11 +182,11 @@ def validate_field(request: HTMXRequest, app_name: PathText, entity_key: PathTex
     """One field's fragment (`_field` names it), with its messages or none; the whole form is posted so
     visibility is computed as the form stands."""
     sc = scope(request, app_name, entity_key)
-    data = _form_data(body)
+    data = form_data(body)
     try:
-        f = sc.entity.field(_last(data, "_field"))
+        f = sc.entity.field(last(data, "_field"))
     except KeyError:
-        raise NotFoundError(f"{sc.entity.title} has no field '{_last(data, '_field')}'") from None
+        raise NotFoundError(f"{sc.entity.title} has no field '{last(data, '_field')}'") from None
     current = _own_record(sc, data)
     state = parse_form(sc.entity, data, current=current)
     messages = state.errors.get(f.key, [])
@@ -221,7 +204,7 @@ def field_visibility(request: HTMXRequest, app_name: PathText, entity_key: PathT
     """Out-of-band swaps of the conditional fields whose visibility differs from what the form shows (it lists
     the shown ones in `_shown`); an empty answer when nothing changes."""
     sc = scope(request, app_name, entity_key)
-    data = _form_data(body)
+    data = form_data(body)
     state = parse_form(sc.entity, data, current=_own_record(sc, data))
     state.errors = {}
     shown = set(data.get("_shown", []))
@@ -278,7 +261,7 @@ def delete_record(request: HTMXRequest, app_name: PathText, entity_key: PathText
     """Delete, then 303 to the list. Refused deletes (records still pointing here, a change meanwhile) show the
     record page with the reason."""
     sc = scope(request, app_name, entity_key)
-    data = _form_data(body)
+    data = form_data(body)
     try:
         sc.records.delete(sc.entity.key, record_id, expected_version=_version(data))
     except RecordValidationError as exc:

@@ -24,6 +24,7 @@ from engine.web.access import EXCEPTION_HANDLERS, allowed, scope
 from engine.web.context import Scope
 from engine.web.formatting import display
 from engine.web.lists import filter_chips, record_title, related_titles
+from engine.web.posts import form_data, last
 from engine.web.record_page import record_context
 from engine.workflows.runtime import Flow, TransitionRefused
 
@@ -34,11 +35,6 @@ _PATH = "/apps/{app_name:str}/{entity_key:str}"
 _RECORD = _PATH + "/{record_id:str}"
 #: A column shows at most this many cards; a link lists the rest.
 CARDS_PER_COLUMN = 50
-
-
-def _form(body: bytes) -> dict[str, str]:
-    """A small urlencoded form: the last value of every name."""
-    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
 def _flow(sc: Scope) -> Flow:
@@ -56,7 +52,7 @@ def fire_transition(request: HTMXRequest, app_name: PathText, entity_key: PathTe
     """Fire a transition on the record (`seen_state`: the state the page showed). Done: the record page as it is
     now, with a notice (303 to it for plain posts). Refused: the record page unchanged, with the reason."""
     sc = scope(request, app_name, entity_key)
-    seen = _form(body).get("seen_state") or None
+    seen = last(form_data(body), "seen_state") or None
     refused = notice = None
     try:
         record = sc.records.transition(sc.entity.key, record_id, name, seen_state=seen)
@@ -180,8 +176,8 @@ def move_card(request: HTMXRequest, app_name: PathText, entity_key: PathText, re
     is back in its column). Plain posts: 303 to the board when done, the board with the reason (409) when not."""
     sc = scope(request, app_name, entity_key)
     flow = _flow(sc)
-    form = _form(body)
-    to, seen = form.get("to", ""), form.get("seen_state") or None
+    form = form_data(body)
+    to, seen = last(form, "to"), last(form, "seen_state") or None
     record = sc.records.get(sc.entity.key, record_id)
     start = seen or flow.state_of(record)
     refused = moved = None

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from engine.errors import Problem
-from engine.schema.model import App, Entity, Field
+from engine.schema.model import App, Entity, Field, Option
 
 __all__ = ["Action", "Automation", "State", "Transition", "Workflow", "check_workflow", "parse_workflow"]
 
@@ -146,28 +146,23 @@ def parse_workflow(raw: Mapping[str, Any] | None) -> Workflow | None:
     return msgspec.convert(raw, Workflow)
 
 
+def _option(entity: Entity, workflow: Workflow, value: str) -> Option | None:
+    """The state field's option for a state value."""
+    if workflow.field:
+        return next((o for o in entity.field(workflow.field).options if o.value == value), None)
+    return None
+
+
 def state_title(entity: Entity, workflow: Workflow, value: str) -> str:
     """A state's label: its own title, else the state field option's title, else the value."""
-    state = workflow.state(value)
-    if state is not None and state.title:
-        return state.title
-    if workflow.field:
-        for o in entity.field(workflow.field).options:
-            if o.value == value:
-                return o.title
-    return value
+    state, option = workflow.state(value), _option(entity, workflow, value)
+    return (state.title if state is not None else None) or (option.title if option else None) or value
 
 
 def state_color(entity: Entity, workflow: Workflow, value: str) -> str | None:
     """A state's colour: its own, else the option's."""
-    state = workflow.state(value)
-    if state is not None and state.color:
-        return state.color
-    if workflow.field:
-        for o in entity.field(workflow.field).options:
-            if o.value == value:
-                return o.color
-    return None
+    state, option = workflow.state(value), _option(entity, workflow, value)
+    return (state.color if state is not None else None) or (option.color if option else None)
 
 
 # --- checks ---------------------------------------------------------------------------------------------------------

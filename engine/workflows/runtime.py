@@ -7,7 +7,6 @@ version (guards and conditions compiled once, like the entity validators) and ca
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from engine.schema.model import Entity
 from engine.schema.validation import EntityValidator, compiled_condition, describe_error
 from engine.storage.database import crm_outbox, crm_state_entered
 from engine.storage.migrate import utcnow
+from engine.storage.writer import jsonable
 from engine.workflows.definition import (
     Action,
     Automation,
@@ -170,8 +170,7 @@ class Flow:
         validator = self._guards.get(transition.name)
         if validator is None:
             return None
-        plain = {k: v for k, v in record.items() if k in self.fields or k == "id"}
-        errors = list(validator.iter_errors(_jsonable(plain)))
+        errors = list(validator.iter_errors(self._instance(record)))
         if not errors:
             return None
         if transition.guard_message:
@@ -216,8 +215,11 @@ class Flow:
         validator = self._conditions.get(automation.name)
         if validator is None:
             return True
-        plain = {k: v for k, v in record.items() if k in self.fields or k == "id"}
-        return bool(validator.is_valid(_jsonable(plain)))
+        return bool(validator.is_valid(self._instance(record)))
+
+    def _instance(self, record: dict[str, Any]) -> dict[str, Any]:
+        """What guards and conditions are evaluated on: the record's fields and id, as JSON values."""
+        return jsonable({k: v for k, v in record.items() if k in self.fields or k == "id"})
 
     # --- firing ---------------------------------------------------------------------------------------
     def fire(self, writer: Writer, principal: Principal | None, current: dict[str, Any], name: str,
@@ -339,7 +341,7 @@ class Flow:
         sensitive = {f.key for f in self.entity.fields if f.sensitive}
         return {**event, "entity": self.entity.key, "record_id": record.get("id"), "actor": actor,
                 "at": format_datetime(utcnow()),
-                "record": _jsonable({k: v for k, v in record.items() if k not in sensitive})}
+                "record": jsonable({k: v for k, v in record.items() if k not in sensitive})}
 
 
 # --- values --------------------------------------------------------------------------------------------------------
@@ -399,8 +401,3 @@ def note_row(app: str, entity: str, record: dict[str, Any], actor: str, text: st
     """A note on a record's history timeline."""
     return {"app": app, "entity": entity, "record_id": record["id"], "record_version": record.get("version", 0),
             "at": utcnow(), "actor": actor, "action": "note", "changes": {"_note": text}}
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str)) if not isinstance(value, str | int | float | bool) else value
-
