@@ -245,10 +245,12 @@ def publish(request: HTMXRequest, app_name: PathText, body: RawBody) -> Template
 
 
 def _routes() -> list[Any]:
-    from engine.web.designer_editor import ROUTES
+    from engine.web.designer_editor import ROUTES as EDITOR
+    from engine.web.designer_versions import ROUTES as VERSIONS
+    from engine.web.designer_workflows import ROUTES as WORKFLOWS
 
     return [apps_page, key_for, create_app, import_app, export_app, draft_page, add_entity, discard_draft,
-            review_page, publish, *ROUTES]
+            review_page, publish, *VERSIONS, *WORKFLOWS, *EDITOR]
 
 
 # One router for every designer handler (see engine.web.records on why handlers register once).
