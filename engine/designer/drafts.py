@@ -153,14 +153,22 @@ class DraftService:
     def create(self, name: str, title: str, template: str | None = None, upload: bytes | None = None) -> Draft:
         """A new app's draft: blank, from a template (`templates()`), or from an uploaded JSON definition.
 
-        An upload keeps its own app name and title; when that app exists, the upload becomes its draft (an
-        update, planned and published like any other). DefinitionError with JSON paths for a bad upload;
+        An upload keeps its own app name and title unless `name` gives another key (then it is a new app,
+        titled `title` when given); when that app exists, the upload becomes its draft (an update, planned and
+        published like any other). DefinitionError with JSON paths for a bad upload;
         EditError for a name already taken (or a draft already open for an uploaded app)."""
         self._check()
         if upload is not None:
             document = parse_json(upload)
             load_definition(document)
             document.get("x-crm-app", {}).pop("version", None)
+            if name and name != document["x-crm-app"]["name"]:  # imported as a new app under another key
+                if not is_key(name):
+                    raise EditError("x-crm-app/name", f"'{name}' cannot be an app key: use a-z, 0-9 and _,"
+                                                      " starting with a letter")
+                document["x-crm-app"]["name"], document["$id"] = name, f"urn:crm:app:{name}"
+                if title:
+                    document["title"] = title
             name = document["x-crm-app"]["name"]
         else:
             document = self._template(template, name, title) if template else blank_app(name, title)
