@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 CRM := $(VENV)/bin/crm
 STAMP := $(VENV)/.installed
 
-.PHONY: install run demo test lint bench clean
+.PHONY: install run demo test lint bench clean doc-screenshots
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +22,10 @@ run: install
 
 test: install
 	$(VENV)/bin/pytest
+
+# Runs the designer's browser test and writes the pictures docs/designer.md shows into docs/images/.
+doc-screenshots: install
+	CRM_DOC_SCREENSHOTS=1 $(VENV)/bin/pytest -q tests/browser/test_designer.py
 
 lint: install
 	$(VENV)/bin/ruff check engine tests

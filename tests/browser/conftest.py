@@ -6,6 +6,7 @@ without the playwright package, these tests skip with the reason."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import threading
@@ -22,6 +23,7 @@ from tests.conftest import APPS, FIXTURES, make_database
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).parent / "screenshots"
+DOC_IMAGES = Path(__file__).parents[2] / "docs" / "images"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -128,9 +130,15 @@ def anonymous_page(browser: Any) -> Iterator[Any]:
     context.close()
 
 
-def screenshot(page: Any, name: str) -> Path:
-    """Save a full-page screenshot under tests/browser/screenshots (ignored by git) for people to look at."""
+def screenshot(page: Any, name: str, doc: bool = False) -> Path:
+    """Save a full-page screenshot under tests/browser/screenshots (ignored by git) for people to look at.
+
+    `doc=True` marks the pictures docs/ shows: with CRM_DOC_SCREENSHOTS=1 (`make doc-screenshots`) they are also
+    written to docs/images/, so the documentation always shows what the tests saw."""
     SCREENSHOTS.mkdir(exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    if doc and os.environ.get("CRM_DOC_SCREENSHOTS") == "1":
+        DOC_IMAGES.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOC_IMAGES / f"{name}.png"), full_page=False)
     return path
