@@ -4,7 +4,9 @@ typing, publish, add a record through the app's own form, then rename a label an
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
@@ -59,8 +61,8 @@ def _options(page: Any, effort: Effort, key: str, titles: list[str]) -> None:
     _settle(page)
 
 
-def test_a_new_user_builds_publishes_and_changes_an_app(anonymous_page: Any,
-                                                        live: tuple[LiveServer, Database]) -> None:
+def test_a_new_user_builds_publishes_and_changes_an_app(anonymous_page: Any, live: tuple[LiveServer, Database],
+                                                        tmp_path: Path) -> None:
     server, _ = live
     page, effort = anonymous_page, Effort()
     page.goto(f"{server.url}/login")
@@ -145,3 +147,38 @@ def test_a_new_user_builds_publishes_and_changes_an_app(anonymous_page: Any,
         expect(body).to_contain_text(text)
     expect(page.locator("#value-service_rating")).to_have_text("4")
     screenshot(page, "designer-record-after")
+
+    _export_and_import_as_a_copy(page, server, tmp_path)
+
+
+def _export_and_import_as_a_copy(page: Any, server: LiveServer, tmp_path: Path) -> None:
+    """Download the app from its draft page, upload the file as a new app under another key, publish it, and
+    compare: the copy's definition is the original's but for its key."""
+    page.goto(f"{server.url}/designer/customer_care")
+    with page.expect_download() as download:
+        page.click("#export-published")
+    exported = tmp_path / "customer_care.json"
+    download.value.save_as(exported)
+    original = json.loads(exported.read_text("utf-8"))
+    assert original["x-crm-app"]["name"] == "customer_care"
+
+    page.click("#nav-designer")
+    page.set_input_files("#import-file", str(exported))
+    page.fill("#import-name", "customer_care_copy")
+    page.click("#import-submit")
+    expect(page.locator("#draft-meta")).to_contain_text("A new app")
+    page.click("#review-publish")
+    expect(page.locator("#plan-steps")).to_contain_text("create entity customer")
+    page.click("#publish-confirm")
+    expect(page.locator("#publish-notice")).to_contain_text("Version 1 is live")
+
+    copy = json.loads(page.request.get(f"{server.url}/designer/customer_care_copy/export").text())
+    assert copy["x-crm-app"]["name"] == "customer_care_copy"
+    for doc in (original, copy):
+        doc.pop("$id")
+        doc["x-crm-app"].pop("name")
+        doc["x-crm-app"].pop("version", None)
+    assert copy == original
+    page.goto(f"{server.url}/apps/customer_care_copy/customer")
+    expect(page.locator("h1")).to_contain_text("Customer")
+    screenshot(page, "designer-imported-copy")
