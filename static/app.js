@@ -259,6 +259,16 @@
     var target = ev.detail.target;
     if (target && target.matches && target.matches("[data-key-input][data-touched]")) ev.preventDefault();
   });
+  // Clicking a kind in the palette puts the cursor in the label: click, type, Enter. Only for pointer clicks
+  // (detail > 0): arrow keys move through the kinds as usual.
+  document.addEventListener("click", function (ev) {
+    var t = ev.target;
+    if (!ev.detail || !t.closest || !t.closest("#add-field-form .palette-kind")) return;
+    setTimeout(function () {
+      var label = document.getElementById("new-field-label");
+      if (label) label.focus();
+    }, 0);
+  });
   document.addEventListener("change", function (ev) {
     var t = ev.target, panel = t.closest && t.closest(".field-panel");
     if (!panel) return;

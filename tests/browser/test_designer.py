@@ -27,9 +27,11 @@ class Effort:
         self.clicks += 1
 
     def type(self, page: Any, selector: str, text: str) -> None:
-        page.click(selector)
+        """Type into an input: a click first unless the cursor is already there."""
+        if not page.eval_on_selector(selector, "e => e === document.activeElement"):
+            page.click(selector)
+            self.clicks += 1
         page.fill(selector, text)
-        self.clicks += 1
         self.keys += len(text)
 
     def press(self, page: Any, selector: str, key: str) -> None:
