@@ -1,17 +1,25 @@
 """Export an app from the designer, import the file as a new app under another key, publish it: the two apps'
-definitions are the same but for their names, and the original is untouched. A bad key is refused by name."""
+definitions are the same but for their names, and the original is untouched. A bad key is refused by name. The
+designer's files and the command line's are the same files."""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
+import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from engine.cli import main
+from engine.designer import edits
+from engine.designer.drafts import DraftService
 from engine.schema import load_definition
 from engine.storage.apps import AppService
 from engine.storage.database import Database
+from tests.conftest import make_database
+from tests.test_cli import cli_url
 from tests.web.conftest import csrf
 
 
@@ -56,3 +64,36 @@ def test_import_under_a_bad_key_is_refused_by_name(client: TestClient[Litestar])
     assert response.status_code == 422
     assert "x-crm-app/name" in response.text and "cannot be an app key" in response.text
     assert client.get("/designer/not_a_key").status_code == 404
+
+
+def test_designer_exports_apply_on_the_command_line_and_back(client: TestClient[Litestar], web_db: Database,
+                                                               tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """What the designer exports, `crm app apply` accepts (the other installation then exports the same bytes);
+    what `crm app export` writes, the designer imports as an update with nothing to change."""
+    service = DraftService(web_db, "admin@example.com")
+    draft = service.create("leads", "Leads")
+    draft, entity = service.edit("leads", draft.revision, lambda doc: edits.add_entity(doc, "Lead"))
+    for kind, title in (("email", "Email"), ("select", "Source"), ("currency", "Budget"), ("date", "Met on")):
+        draft, _ = service.edit("leads", draft.revision,
+                                lambda doc, kind=kind, title=title: edits.add_field(doc, entity, kind, title))
+    service.publish("leads", draft.revision)
+    exported = client.get("/designer/leads/export").content
+
+    other, drop = make_database("sqlite" if web_db.is_sqlite else "postgresql", tmp_path)
+    try:
+        path = tmp_path / "leads.json"
+        path.write_bytes(exported)
+        assert main(["--db", cli_url(other), "--as", "tester", "app", "apply", str(path)]) == 0
+        out = tmp_path / "again.json"
+        assert main(["--db", cli_url(other), "--as", "tester", "app", "export", "leads", "-o", str(out)]) == 0
+        assert out.read_bytes() == exported
+    finally:
+        drop()
+    capsys.readouterr()
+
+    service.discard("leads")
+    response = _import(client, out.read_bytes(), "")
+    assert response.status_code == 303 and response.headers["location"] == "/designer/leads"
+    review = client.get("/designer/leads/publish").text
+    assert 'id="plan-no-changes"' in review
