@@ -85,12 +85,16 @@ def _problems(doc: dict[str, Any]) -> list[Problem]:
     return []
 
 
-def commit(doc: dict[str, Any], change: Callable[[dict[str, Any]], T]) -> T:
+def commit(doc: dict[str, Any], change: Callable[[dict[str, Any]], T],
+           tolerate: Callable[[Problem], bool] | None = None) -> T:
     """Apply `change` to a copy of the document and copy the result back only when it loads (or, for a document
-    that did not load before, when it has no new problems); otherwise EditError and `doc` is unchanged."""
+    that did not load before, when it has no new problems); otherwise EditError and `doc` is unchanged.
+
+    `tolerate` lets through new problems that are a step on the way rather than a mistake (a workflow being built
+    has states no transition reaches yet); they stay in the draft's problem list and still block publishing."""
     work = copy.deepcopy(doc)
     result = change(work)
-    after = _problems(work)
+    after = [p for p in _problems(work) if tolerate is None or not tolerate(p)]
     if after:
         before = {(p.path, p.message) for p in _problems(doc)}
         fresh = [p for p in after if (p.path, p.message) not in before]
