@@ -84,7 +84,7 @@ def test_designer_exports_apply_on_the_command_line_and_back(client: TestClient[
     try:
         path = tmp_path / "leads.json"
         path.write_bytes(exported)
-        assert main(["--db", cli_url(other), "--as", "tester", "app", "apply", str(path)]) == 0
+        assert main(["--db", cli_url(other), "--as", "tester", "app", "apply", str(path), "--yes"]) == 0
         out = tmp_path / "again.json"
         assert main(["--db", cli_url(other), "--as", "tester", "app", "export", "leads", "-o", str(out)]) == 0
         assert out.read_bytes() == exported
