@@ -14,7 +14,7 @@ from typing import Any
 from engine.schema.canonical import to_document
 from engine.schema.model import App
 
-__all__ = ["Change", "diff_apps"]
+__all__ = ["Change", "diff_apps", "short"]
 
 
 @dataclass(frozen=True)
@@ -29,15 +29,16 @@ class Change:
     def describe(self) -> str:
         """The change in one line."""
         if self.what == "added":
-            return f"{self.path}: added {_short(self.after)}"
+            return f"{self.path}: added {short(self.after)}"
         if self.what == "removed":
-            return f"{self.path}: removed (was {_short(self.before)})"
+            return f"{self.path}: removed (was {short(self.before)})"
         if self.what == "renamed":
             return f"{self.path}: renamed from '{self.before}'"
-        return f"{self.path}: {_short(self.before)} -> {_short(self.after)}"
+        return f"{self.path}: {short(self.before)} -> {short(self.after)}"
 
 
-def _short(value: Any, limit: int = 80) -> str:
+def short(value: Any, limit: int = 80) -> str:
+    """A value as compact JSON, cut at `limit` characters."""
     text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
