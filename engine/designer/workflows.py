@@ -484,7 +484,7 @@ def action_words(doc: dict[str, Any], entity: str, action: dict[str, Any]) -> st
         return f"Send a webhook to {action['webhook']}"
     if "create" in action:
         target = doc.get("$defs", {}).get(action["create"], {})
-        return f"Create a {target.get('title') or action['create']} record"
+        return f"Create a new {target.get('title') or action['create']}"
     parts = []
     for key, value in (action.get("set") or {}).items():
         title = props.get(key, {}).get("title") or key
