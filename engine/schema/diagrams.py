@@ -2,11 +2,10 @@
 
 Plain SVG text with every label escaped (labels are user input), no scripts, no external references, so the
 markup can be inlined in a page under our Content-Security-Policy. Layouts are simple and deterministic: states in
-columns by their distance from the initial state, entities in a grid."""
+columns by their distance from the initial state, entities in rows below the entities they point at."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from html import escape
 from typing import TYPE_CHECKING
@@ -155,51 +154,143 @@ def _edge(a: tuple[float, float], b: tuple[float, float], label: str) -> str:
 
 
 def relations_svg(app: App) -> str:
-    """The app's entities in a grid, with an arrow per relation field (dashed for many-to-many), labelled with the
-    field's title."""
+    """The app's entities in rows, each below the entities its relation fields point at, with an arrow per relation
+    field (dashed for links to many) labelled with the field's title."""
     entities = list(app.entities)
     if not entities:
         return ""
-    cols = max(1, math.ceil(math.sqrt(len(entities))))
-    gap_x, gap_y = 120, 80
+    keys = [e.key for e in entities]
+    links = [(e.key, f.target, f.title, f.kind == "relation_many") for e in entities for f in e.fields
+             if f.kind in ("relation", "relation_many") and f.target in keys]
+    rows = _rows(keys, [(a, b) for a, b, _, _ in links if a != b])
+    widest = max(len(r) for r in rows)
+    width = 40 + widest * _BOX_W + (widest - 1) * _REL_GAP_X
     pos: dict[str, tuple[float, float]] = {}
-    for i, e in enumerate(entities):
-        pos[e.key] = (20 + (i % cols) * (_BOX_W + gap_x), 20 + (i // cols) * (_BOX_H + gap_y))
-    rows = math.ceil(len(entities) / cols)
-    width = 40 + cols * _BOX_W + (cols - 1) * gap_x
-    height = 40 + rows * _BOX_H + (rows - 1) * gap_y
+    for r, row in enumerate(rows):
+        left = (width - len(row) * _BOX_W - (len(row) - 1) * _REL_GAP_X) / 2
+        for i, key in enumerate(row):
+            pos[key] = (left + i * (_BOX_W + _REL_GAP_X), 30 + r * (_BOX_H + _REL_GAP_Y))
+    height = 60 + len(rows) * _BOX_H + (len(rows) - 1) * _REL_GAP_Y
+    ports = _ports(links, pos)
     body: list[str] = []
-    for e in entities:
-        for f in e.fields:
-            if f.kind in ("relation", "relation_many") and f.target in pos:
-                body.append(_link(pos[e.key], pos[f.target], f.title, dashed=f.kind == "relation_many"))
+    labels: list[str] = []
+    for n, (source, target, title, many) in enumerate(links):
+        if source == target:
+            body.append(_self_link(pos[source], title, many))
+            continue
+        path, (lx, ly) = _link_path(pos[source], pos[target], ports[n])
+        dash = ' stroke-dasharray="5 4"' if many else ""
+        body.append(f'<path d="{path}" fill="none" stroke="#475569"{dash} marker-end="url(#arrow)"/>')
+        labels.append(_text(lx, ly, title, _HALO))
     for e in entities:
         x, y = pos[e.key]
         color = e.color or "#2563eb"
-        body.append(f'<rect x="{x}" y="{y}" width="{_BOX_W}" height="{_BOX_H}" rx="6" fill="#fff"'
+        body.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{_BOX_W}" height="{_BOX_H}" rx="6" fill="#fff"'
                     f' stroke="{escape(color)}" stroke-width="2"/>')
         body.append(_text(x + _BOX_W / 2, y + _BOX_H / 2, e.title, ' font-weight="600"'))
-    return _svg(width, height, f"Entities of {app.title} and their relations", body)
+    return _svg(width, height, f"Entities of {app.title} and their relations", body + labels)
 
 
-def _link(a: tuple[float, float], b: tuple[float, float], label: str, dashed: bool) -> str:
-    (ax, ay), (bx, by) = a, b
-    cx_a, cy_a, cx_b, cy_b = ax + _BOX_W / 2, ay + _BOX_H / 2, bx + _BOX_W / 2, by + _BOX_H / 2
-    if a == b:
-        return (f'<path d="M{ax + _BOX_W - 20},{ay} C{ax + _BOX_W},{ay - 35} {ax + _BOX_W + 30},{ay + 10}'
-                f' {ax + _BOX_W},{ay + 20}" fill="none" stroke="#475569" marker-end="url(#arrow)"/>')
-    sx, sy = _border(cx_a, cy_a, cx_b, cy_b)
-    ex, ey = _border(cx_b, cy_b, cx_a, cy_a)
-    style = ' stroke-dasharray="5 4"' if dashed else ""
-    return (f'<line x1="{sx:.1f}" y1="{sy:.1f}" x2="{ex:.1f}" y2="{ey:.1f}" stroke="#475569"{style}'
-            f' marker-end="url(#arrow)"/>' + _text((sx + ex) / 2, (sy + ey) / 2 - 8, label, ' fill="#334155"'))
+_REL_GAP_X, _REL_GAP_Y = 70, 90
+_ROW_MAX = 5  # boxes per row before a layer wraps, so an app with many entities stays readable on a screen
+_HALO = ' fill="#334155" stroke="#fff" stroke-width="4" paint-order="stroke"'  # labels stay legible over lines
 
 
-def _border(cx: float, cy: float, tx: float, ty: float) -> tuple[float, float]:
-    """Where the line from a box's centre towards (tx, ty) leaves the box."""
-    dx, dy = tx - cx, ty - cy
-    if dx == 0 and dy == 0:
-        return cx, cy
-    scale = min((_BOX_W / 2) / abs(dx) if dx else math.inf, (_BOX_H / 2) / abs(dy) if dy else math.inf)
-    return cx + dx * scale, cy + dy * scale
+def _rows(keys: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
+    """Entities in layers: one pointed at by others above them (longest path to an entity that points at nothing;
+    cycles are cut where the search meets them), each layer ordered to put linked boxes near each other."""
+    out: dict[str, list[str]] = {k: [] for k in keys}
+    for a, b in edges:
+        out[a].append(b)
+    layer: dict[str, int] = {}
+    visiting: set[str] = set()
 
+    def depth(key: str) -> int:
+        if key in layer:
+            return layer[key]
+        visiting.add(key)
+        layer[key] = 1 + max((depth(t) for t in out[key] if t not in visiting), default=-1)
+        visiting.discard(key)
+        return layer[key]
+
+    for k in keys:
+        depth(k)
+    layers = [[k for k in keys if layer[k] == n] for n in range(max(layer.values()) + 1)]
+    neighbours = {k: out[k] + [a for a, b in edges if b == k] for k in keys}
+    for _ in range(2):  # barycentre sweeps: a box goes where the boxes it links to are, on average
+        for n in range(1, len(layers)):
+            placed = {k: i / max(len(row), 1) for row in layers[:n] for i, k in enumerate(row)}
+            layers[n] = _by_barycentre(layers[n], neighbours, placed)
+        for n in range(len(layers) - 2, -1, -1):
+            placed = {k: i / max(len(row), 1) for row in layers[n + 1:] for i, k in enumerate(row)}
+            layers[n] = _by_barycentre(layers[n], neighbours, placed)
+    return [row[i:i + _ROW_MAX] for row in layers if row for i in range(0, len(row), _ROW_MAX)]
+
+
+def _by_barycentre(row: list[str], neighbours: dict[str, list[str]], placed: dict[str, float]) -> list[str]:
+    def centre(item: tuple[int, str]) -> tuple[float, int]:
+        index, key = item
+        known = [placed[k] for k in neighbours[key] if k in placed]
+        return (sum(known) / len(known) if known else index / max(len(row), 1), index)
+
+    return [k for _, k in sorted(enumerate(row), key=centre)]
+
+
+def _sides(a: tuple[float, float], b: tuple[float, float]) -> tuple[str, str]:
+    """Which side of the source box a link leaves and which side of the target it enters."""
+    if b[1] < a[1]:
+        return "top", "bottom"
+    if b[1] > a[1]:
+        return "bottom", "top"
+    return "top", "top"  # same row: an arc above
+
+
+def _ports(links: list[tuple[str, str, str, bool]],
+           pos: dict[str, tuple[float, float]]) -> dict[int, tuple[float, float]]:
+    """The x where each link leaves its source and enters its target: the ends on one side of a box spread evenly
+    along it, in the order of the boxes at their other ends, so lines fan out instead of meeting in one point."""
+    ends: dict[tuple[str, str], list[tuple[float, int, int]]] = {}
+    for n, (source, target, _, _) in enumerate(links):
+        if source == target:
+            continue
+        leave, enter = _sides(pos[source], pos[target])
+        ends.setdefault((source, leave), []).append((pos[target][0], n, 0))
+        ends.setdefault((target, enter), []).append((pos[source][0], n, 1))
+    found: dict[int, list[float]] = {}
+    for (key, _side), items in ends.items():
+        items.sort()
+        for i, (_, n, which) in enumerate(items):
+            x = pos[key][0] + 16 + (_BOX_W - 32) * (i + 1) / (len(items) + 1)
+            found.setdefault(n, [0.0, 0.0])[which] = x
+    return {n: (xs[0], xs[1]) for n, xs in found.items()}
+
+
+def _link_path(a: tuple[float, float], b: tuple[float, float],
+               xs: tuple[float, float]) -> tuple[str, tuple[float, float]]:
+    """A curve from the source box to the target box, and where its label goes (a third of the way, nearer the
+    entity that has the field)."""
+    leave, enter = _sides(a, b)
+    sx, ex = xs
+    sy = a[1] if leave == "top" else a[1] + _BOX_H
+    ey = b[1] if enter == "top" else b[1] + _BOX_H
+    if leave == enter:  # same row: an arc above both boxes
+        lift = 30 + abs(ex - sx) / 6
+        c1, c2 = (sx, sy - lift), (ex, ey - lift)
+    else:
+        bend = max(abs(ey - sy) / 2, 30)
+        c1 = (sx, sy - bend if leave == "top" else sy + bend)
+        c2 = (ex, ey + bend if enter == "bottom" else ey - bend)
+    t = 1 / 3
+    lx = (1 - t) ** 3 * sx + 3 * (1 - t) ** 2 * t * c1[0] + 3 * (1 - t) * t**2 * c2[0] + t**3 * ex
+    ly = (1 - t) ** 3 * sy + 3 * (1 - t) ** 2 * t * c1[1] + 3 * (1 - t) * t**2 * c2[1] + t**3 * ey
+    path = f"M{sx:.1f},{sy:.1f} C{c1[0]:.1f},{c1[1]:.1f} {c2[0]:.1f},{c2[1]:.1f} {ex:.1f},{ey:.1f}"
+    return path, (lx, ly)
+
+
+def _self_link(a: tuple[float, float], label: str, many: bool) -> str:
+    """A relation to the same entity (a parent, a manager): a loop on the box's right side."""
+    x, y = a[0] + _BOX_W, a[1]
+    dash = ' stroke-dasharray="5 4"' if many else ""
+    return (f'<path d="M{x:.1f},{y + 12:.1f} C{x + 40:.1f},{y - 10:.1f} {x + 40:.1f},{y + _BOX_H + 10:.1f}'
+            f' {x:.1f},{y + _BOX_H - 12:.1f}" fill="none" stroke="#475569"{dash} marker-end="url(#arrow)"/>'
+            + _text(x + 34, y - 8, label, _HALO))
