@@ -22,7 +22,7 @@ from engine.auth.principal import Principal
 from engine.designer.edits import EditError, blank_app
 from engine.designer.keys import is_key
 from engine.errors import CrmError, DefinitionError, NotFoundError, PermissionDenied, Problem
-from engine.schema import load_definition, to_document
+from engine.schema import Entity, load_definition, to_document
 from engine.schema.limits import MAX_DEFINITION_BYTES
 from engine.schema.loader import parse_json
 from engine.storage.apps import AppService
@@ -30,9 +30,12 @@ from engine.storage.database import Database, crm_apps, crm_drafts
 from engine.storage.migrate import utcnow
 from engine.storage.plan import MigrationPlan
 
-__all__ = ["APPS_DIR", "Draft", "DraftConflict", "DraftService", "templates"]
+__all__ = ["APPS_DIR", "NO_ENTITIES", "Draft", "DraftConflict", "DraftService", "templates"]
 
 T = TypeVar("T")
+
+#: The problem of an app with no entities yet (a blank app).
+NO_ENTITIES = "add at least one entity before publishing"
 
 #: Where app templates live: the sample apps shipped with crm-builder.
 APPS_DIR = Path(__file__).resolve().parents[2] / "apps"
@@ -74,6 +77,19 @@ def templates() -> list[tuple[str, str]]:
         except (ValueError, KeyError, TypeError):
             continue
     return out
+
+
+def _problems(document: dict[str, Any]) -> list[Problem]:
+    """The document's problems as the loader finds them; an app without entities (a blank one) is told so plainly."""
+    try:
+        load_definition(document)
+    except DefinitionError as exc:
+        problems = exc.problems
+    else:
+        return []
+    if isinstance(document.get("$defs"), dict) and not document["$defs"]:
+        return [Problem("", NO_ENTITIES), *(p for p in problems if p.path != "$defs")]
+    return problems
 
 
 class DraftService:
@@ -128,22 +144,23 @@ class DraftService:
         return Draft(app=app, document=to_document(msgspec.structs.replace(current, version=None)),
                      base_version=version, revision=0, updated_by=None, updated_at=None, is_new_app=False)
 
-    def published_keys(self, app: str, entity: str) -> set[str]:
-        """Field keys of an entity in the published version (fixed from then on); empty for unpublished ones."""
+    def published_entity(self, app: str, entity: str) -> Entity | None:
+        """The entity as the published version has it; None for an unpublished app or entity."""
         self._check()
         with self.db.read() as conn:
             if self._published_version(conn, app) is None:
-                return set()
-        current = self.apps.current(app)
-        return {f.key for e in current.entities if e.key == entity for f in e.fields}
+                return None
+        return self.apps.current(app).entity_map().get(entity)
+
+    def published_keys(self, app: str, entity: str) -> set[str]:
+        """Field keys of an entity in the published version (renaming one keeps its values); empty for unpublished
+        ones."""
+        published = self.published_entity(app, entity)
+        return {f.key for f in published.fields} if published else set()
 
     def problems(self, app: str) -> list[Problem]:
         """What keeps the draft from being published, with JSON paths; [] when it loads."""
-        try:
-            load_definition(self.get(app).document)
-        except DefinitionError as exc:
-            return exc.problems
-        return []
+        return _problems(self.get(app).document)
 
     def plan(self, app: str) -> MigrationPlan:
         """What publishing the draft would do (DefinitionError while the draft has problems)."""
@@ -241,6 +258,9 @@ class DraftService:
         draft = self.get(app)
         if draft.revision != revision:
             raise DraftConflict(app, draft.revision, draft.updated_by, draft.updated_at)
+        problems = _problems(draft.document)
+        if problems:
+            raise DefinitionError(problems)
         plan = self.apps.apply(draft.document, purge=purge, actor=self.actor, note="published from the designer")
         with self.db.write() as conn:  # a save made meanwhile is a newer draft: it stays
             conn.execute(crm_drafts.delete().where(crm_drafts.c.app == app, crm_drafts.c.revision == revision))

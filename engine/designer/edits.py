@@ -11,14 +11,14 @@ from typing import Any
 from engine.designer.conditions import OPERATORS, condition_from_rules, operators_for, rules_from_condition
 from engine.designer.document import EditError, commit, entity_doc, field_prop
 from engine.designer.fields import FIELD_KINDS, PATTERN_PRESETS, field_settings, kind_settings, new_field, update_field
-from engine.designer.keys import is_key, key_from_label
+from engine.designer.keys import entity_key_from_label, is_key, key_from_label
 from engine.schema.canonical import SCHEMA_URI
 
 __all__ = [
     "FIELD_KINDS", "OPERATORS", "PATTERN_PRESETS", "EditError", "add_entity", "add_field", "blank_app",
     "condition_from_rules", "field_settings", "field_uses", "kind_settings", "move_field", "operators_for",
-    "remove_entity", "remove_field", "rename_key", "rules_from_condition", "set_form_sections", "set_list_view",
-    "update_entity", "update_field",
+    "published_origin", "remove_entity", "remove_field", "rename_key", "rules_from_condition", "set_form_sections",
+    "set_list_view", "update_entity", "update_field",
 ]
 
 _LISTABLE_SYSTEM = ("created_at", "updated_at")
@@ -43,26 +43,28 @@ def _entity_schema(title: str, plural: str | None) -> dict[str, Any]:
 
 
 def blank_app(name: str, title: str) -> dict[str, Any]:
-    """A new, valid app document. The dialect needs at least one entity with at least one field, so a blank app
-    starts with a "Contact" entity whose one field is a required "Name"; rename or remove it once you have others."""
+    """A new app document with no entities yet. It does not load until the first entity is added (the dialect needs
+    one): edits on it are still made (`commit` allows the problems a document already had), and publishing is
+    refused until then, in plain words (see `drafts.DraftService.problems`)."""
     if not isinstance(name, str) or not is_key(name):
         raise EditError("x-crm-app/name", f"'{name}' cannot be an app key: use a-z, 0-9 and _, starting with a letter"
                                           " (63 at most), and not an SQL reserved word")
     return {
         "$schema": SCHEMA_URI, "$id": f"urn:crm:app:{name}", "title": _title("title", title),
         "x-crm-app": {"name": name},
-        "$defs": {"contact": _entity_schema("Contact", "Contacts")},
+        "$defs": {},
     }
 
 
 def add_entity(doc: dict[str, Any], title: str, plural: str | None = None) -> str:
-    """Add an entity (key made from the title) with a required text field "Name" as its title field; its key."""
+    """Add an entity (key made from the title, never a designer page's name such as `publish`) with a required text
+    field "Name" as its title field; its key."""
     title = _title("$defs", title)
     if plural is not None:
         plural = _title("$defs", plural, "Plural") if plural.strip() else None
 
     def change(work: dict[str, Any]) -> str:
-        key = key_from_label(title, work["$defs"])
+        key = entity_key_from_label(title, work["$defs"])
         work["$defs"][key] = _entity_schema(title, plural)
         return key
 
@@ -245,26 +247,58 @@ def _rename_in(node: Any, old: str, new: str, workflow: bool = False) -> Any:
     return node
 
 
+def _rename_in_creates(node: Any, entity: str, old: str, new: str) -> Any:
+    """A workflow with the field `old` of `entity` renamed where "create" actions fill that entity's fields."""
+    if isinstance(node, dict):
+        out = {k: _rename_in_creates(v, entity, old, new) for k, v in node.items()}
+        if out.get("create") == entity and isinstance(out.get("values"), dict):
+            out["values"] = {new if k == old else k: v for k, v in out["values"].items()}
+        return out
+    if isinstance(node, list):
+        return [_rename_in_creates(v, entity, old, new) for v in node]
+    return node
+
+
+def published_origin(doc: dict[str, Any], entity: str, key: str, published_keys: set[str]) -> str | None:
+    """The key a field had when it was last published (itself, or the key a rename in this draft came from);
+    None for a field that was never published."""
+    if key in published_keys:
+        return key
+    source = field_prop(doc, entity, key)["x-crm-field"].get("renamedFrom")
+    return source if source in published_keys else None
+
+
 def rename_key(doc: dict[str, Any], entity: str, key: str, new_key: str, published_keys: set[str]) -> None:
-    """Change a field's key everywhere the entity names it. Only while the field is unpublished: once published,
-    its key is fixed (its title can still change freely)."""
+    """Change a field's key everywhere the app names it: the entity's required list, title field, list view, form,
+    indexes, conditions and workflow, and the "create" actions of any workflow that fill this entity's fields.
+
+    A published field (its key in `published_keys`) is renamed with `renamedFrom: <published key>`, so publishing
+    moves its stored values to the new key; renaming it again in the same draft still points at the published key,
+    and renaming it back to that key drops `renamedFrom`."""
     path = f"$defs/{entity}/properties/{key}"
     field_prop(doc, entity, key)
-    if key in published_keys:
-        raise EditError(f"{path}/key", f"the key '{key}' is fixed since the field was first published;"
-                                       " change its title instead")
     if new_key == key:
         return
     if not isinstance(new_key, str) or not is_key(new_key):
         raise EditError(f"{path}/key", f"'{new_key}' cannot be a key: use a-z, 0-9 and _, starting with a letter"
                                        " (63 at most), not an SQL reserved word or a system field")
-    if new_key in entity_doc(doc, entity)["properties"] or new_key in published_keys:
-        raise EditError(f"{path}/key", f"'{new_key}' is already used by another field of '{entity}'")
+    origin = published_origin(doc, entity, key, published_keys)
+    if new_key in entity_doc(doc, entity)["properties"] or (new_key in published_keys and new_key != origin):
+        raise EditError(f"{path}/key", f"'{new_key}' is already used by another field of '{entity}'"
+                                       " (or was, in the published version)")
 
     def change(work: dict[str, Any]) -> None:
         ent = entity_doc(work, entity)
         ent["properties"] = {new_key if k == key else k: v for k, v in ent["properties"].items()}
+        xfield = ent["properties"][new_key]["x-crm-field"]
+        if origin is not None and new_key != origin:
+            xfield["renamedFrom"] = origin
+        elif origin is not None:
+            xfield.pop("renamedFrom", None)
         _replace_key(ent, key, new_key)
+        for other in work["$defs"].values():
+            if "x-crm-workflow" in other:
+                other["x-crm-workflow"] = _rename_in_creates(other["x-crm-workflow"], entity, key, new_key)
 
     commit(doc, change)
 

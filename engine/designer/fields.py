@@ -9,6 +9,7 @@ values or refuses and names the records."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -17,7 +18,7 @@ import re2
 
 from engine.designer.conditions import condition_from_rules, rules_from_condition
 from engine.designer.document import EditError, entity_doc, field_model, field_prop
-from engine.designer.keys import key_from_label
+from engine.designer.keys import option_value_from_label
 from engine.schema.kinds import KINDS, ConversionError, kind_of
 from engine.schema.kinds.relation import ON_DELETE
 from engine.schema.limits import MAX_PATTERN_LENGTH
@@ -181,17 +182,23 @@ def new_field(doc: dict[str, Any], entity: str, key: str, kind: str, title: str)
     _write(doc, entity, key, settings, kind_changed=True)
 
 
-def update_field(doc: dict[str, Any], entity: str, key: str, settings: dict[str, Any]) -> None:
+def update_field(doc: dict[str, Any], entity: str, key: str, settings: dict[str, Any],
+                 fixed_options: Collection[str] | None = None) -> None:
     """Change a field's settings (any part of the vocabulary `field_settings` gives); EditError names a setting
-    the kind does not have or a value it cannot take, and leaves the document unchanged."""
+    the kind does not have or a value it cannot take, and leaves the document unchanged.
+
+    `fixed_options` is the designer's way with choice options: the values given there (the published ones) are
+    fixed, and every other option's value follows its title (`Option 1` retitled `Female` stores `female`), as do
+    the field's default and the conditions that name the old value. None keeps the values as given."""
     from engine.designer.document import commit
 
     if not isinstance(settings, dict):
         raise EditError(f"$defs/{entity}/properties/{key}", "settings must be a mapping of setting to value")
-    commit(doc, lambda work: _update(work, entity, key, settings))
+    commit(doc, lambda work: _update(work, entity, key, settings, fixed_options))
 
 
-def _update(doc: dict[str, Any], entity: str, key: str, settings: dict[str, Any]) -> None:
+def _update(doc: dict[str, Any], entity: str, key: str, settings: dict[str, Any],
+            fixed_options: Collection[str] | None = None) -> None:
     path = f"$defs/{entity}/properties/{key}"
     current = field_settings(doc, entity, key)
     kind = settings.get("kind", current["kind"])
@@ -211,7 +218,91 @@ def _update(doc: dict[str, Any], entity: str, key: str, settings: dict[str, Any]
     if changes.get("pattern_preset") is None and "pattern" in changes:
         base["pattern_preset"] = None
     base.update(changes)
+    renames: dict[str, str] = {}
+    if fixed_options is not None and "options" in changes and base.get("options"):
+        base["options"], renames = _follow_titles(doc, base["options"], set(fixed_options))
+        base["default"] = _renamed_value(base.get("default"), renames)
+        _rename_option_consts(entity_doc(doc, entity)["properties"][key], renames)  # translations stay with them
     _write(doc, entity, key, base, kind_changed=kind != current["kind"])
+    if renames:
+        _rename_values(entity_doc(doc, entity), key, renames)
+
+
+def _strings(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        return {t for v in node.values() for t in _strings(v)}
+    if isinstance(node, list):
+        return {t for v in node for t in _strings(v)}
+    return {node} if isinstance(node, str) else set()
+
+
+def _follow_titles(doc: dict[str, Any], options: Any, fixed: set[str]) -> tuple[Any, dict[str, str]]:
+    """The options with each unpublished value made from its title (unique among the options), and the values
+    that changed {old: new}. Values a workflow mentions stay as they are: states and actions name them."""
+    if not isinstance(options, list) or not all(isinstance(o, dict) for o in options):
+        return options, {}  # _options reports what is wrong with them
+    flows = _strings([e.get("x-crm-workflow") for e in doc["$defs"].values() if isinstance(e, dict)])
+    follows = [o.get("value") in (None, "") or (o["value"] not in fixed and o["value"] not in flows)
+               for o in options]
+    taken = {str(o["value"]) for o, f in zip(options, follows, strict=True) if not f}
+    out, renames = [], {}
+    for option, follow in zip(options, follows, strict=True):
+        title = str(option.get("title") or option.get("value") or "").strip()
+        if follow and title:
+            value = option_value_from_label(title, taken)
+            if option.get("value") not in (None, "", value):
+                renames[str(option["value"])] = value
+            option = {**option, "value": value}
+        taken.add(str(option.get("value")))
+        out.append(option)
+    return out, renames
+
+
+def _renamed_value(value: Any, renames: dict[str, str]) -> Any:
+    if isinstance(value, list):
+        return [renames.get(v, v) if isinstance(v, str) else v for v in value]
+    return renames.get(value, value) if isinstance(value, str) else value
+
+
+def _rename_option_consts(prop: dict[str, Any], renames: dict[str, str]) -> None:
+    for option in prop.get("anyOf") or prop.get("items", {}).get("anyOf") or []:
+        if isinstance(option, dict) and option.get("const") in renames:
+            option["const"] = renames[option["const"]]
+
+
+def _rename_values(ent: dict[str, Any], key: str, renames: dict[str, str]) -> None:
+    """Rename option values of the field `key` where the entity's conditions (fields' visibleIf, allOf rules)
+    compare that field with them; every old value at once, so swapped values stay swapped."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                if k == "properties" and isinstance(v, dict):
+                    v = {name: _renamed_deep(sub, renames) if name == key else walk(sub) for name, sub in v.items()}
+                else:
+                    v = walk(v)
+                out[k] = v
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    for prop in ent["properties"].values():
+        xf = prop.get("x-crm-field", {})
+        if "visibleIf" in xf:
+            xf["visibleIf"] = walk(xf["visibleIf"])
+    if "allOf" in ent:
+        ent["allOf"] = walk(ent["allOf"])
+
+
+def _renamed_deep(node: Any, renames: dict[str, str]) -> Any:
+    """A field's sub-schema in a condition (const, enum, not, contains) with the values renamed."""
+    if isinstance(node, dict):
+        return {k: _renamed_deep(v, renames) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_renamed_deep(v, renames) for v in node]
+    return renames.get(node, node) if isinstance(node, str) else node
 
 
 def _check(doc: dict[str, Any], kind: str, s: dict[str, Any], path: str) -> None:
@@ -319,7 +410,8 @@ def _options(options: Any, bad: Any) -> list[dict[str, Any]]:
         if not title or len(title) > 200:
             raise bad("options", f"option {i + 1} needs a title of 1 to 200 characters")
         value = option.get("value")
-        value = str(value).strip() if value not in (None, "") else key_from_label(title, [o["value"] for o in out])
+        value = str(value).strip() if value not in (None, "") else \
+            option_value_from_label(title, [o["value"] for o in out])
         if len(value) > 100 or ";" in value:
             raise bad("options", f"option value '{value}' must be at most 100 characters, without ';'")
         if any(o["value"] == value for o in out):

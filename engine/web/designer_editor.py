@@ -22,7 +22,7 @@ from engine.designer.drafts import Draft, DraftConflict, DraftService
 from engine.errors import DefinitionError, NotFoundError
 from engine.forms.form import build_form, record_state
 from engine.forms.listquery import read_list_view
-from engine.schema import load_definition
+from engine.schema import Field, load_definition
 from engine.web.designer import draft_context, drafts, revision_of
 from engine.web.designer_fields import (
     BOOLEAN_SETTINGS,
@@ -50,15 +50,28 @@ def _entity_raw(draft: Draft, entity: str) -> dict[str, Any]:
     return raw
 
 
+def _published_fields(service: DraftService, draft: Draft, entity: str) -> dict[str, Field]:
+    """The entity's fields as the published version has them ({} for a new app or entity)."""
+    live = service.published_entity(draft.app, entity) if not draft.is_new_app else None
+    return live.field_map() if live else {}
+
+
+def _fixed(published: dict[str, Field], origin: str | None) -> frozenset[str]:
+    """A field's published option values: fixed; the others follow their titles."""
+    return frozenset(published[origin].option_values()) if origin else frozenset()
+
+
 def _panels(service: DraftService, draft: Draft, entity: str, errors: dict[str, dict[str, str]],
             typed: dict[str, dict[str, Any]]) -> list[FieldPanel]:
     doc = draft.document
-    published = set(service.published_keys(draft.app, entity)) if not draft.is_new_app else set()
+    published = _published_fields(service, draft, entity)
     out = []
     for key in _entity_raw(draft, entity).get("properties", {}):
         settings = edits.field_settings(doc, entity, key)
         settings.update(typed.get(key, {}))
-        panel = FieldPanel(key, settings, key in published, errors.get(key, {}))
+        origin = edits.published_origin(doc, entity, key, set(published))
+        panel = FieldPanel(key, settings, published_as=origin, fixed_options=_fixed(published, origin),
+                           errors=errors.get(key, {}))
         rules = settings.get("visible_if")
         if rules:
             try:
@@ -117,7 +130,7 @@ def _change(request: HTMXRequest, app_name: str, entity: str, data: dict[str, li
     except DraftConflict as exc:
         return _editor(request, service, app_name, entity, status=409, open_key=open_key, alert=str(exc))
     except edits.EditError as exc:
-        return _editor(request, service, app_name, entity, status=422, open_key=open_key or field or None,
+        return _editor(request, service, app_name, entity, status=422, open_key=field or open_key or None,
                        errors={field: {setting_of_error(exc) if field else "": exc.message}})
     return _editor(request, service, app_name, entity, open_key=open_key, headers=_CHANGED)
 
@@ -211,9 +224,12 @@ def update_field(request: HTMXRequest, app_name: PathText, entity_key: PathText,
     service = drafts(request)
     draft = service.get(app_name)
     current = edits.field_settings(draft.document, entity_key, key)
+    published = _published_fields(service, draft, entity_key)
+    fixed = _fixed(published, edits.published_origin(draft.document, entity_key, key, set(published)))
     try:
         settings = settings_from_post(data, current)
-        service.edit(app_name, revision_of(data), lambda doc: edits.update_field(doc, entity_key, key, settings))
+        service.edit(app_name, revision_of(data),
+                     lambda doc: edits.update_field(doc, entity_key, key, settings, fixed_options=fixed))
     except DraftConflict as exc:
         return _editor(request, service, app_name, entity_key, status=409, open_key=key, alert=str(exc))
     except edits.EditError as exc:
@@ -264,7 +280,7 @@ def remove_field(request: HTMXRequest, app_name: PathText, entity_key: PathText,
 @post(_FIELD + "/key", name="designer-rename-key", status_code=200, sync_to_thread=True)
 def rename_key(request: HTMXRequest, app_name: PathText, entity_key: PathText, key: PathText,
                body: RawBody) -> Template:
-    """Change a field's key; offered only until the field is first published."""
+    """Change a field's key. A published field is renamed (`renamedFrom`): publishing moves its stored values."""
     data = form_data(body)
     new_key = last(data, "new_key").strip()
     published = drafts(request).published_keys(app_name, entity_key)

@@ -9,7 +9,7 @@ from typing import Any
 
 from engine.designer import edits
 from engine.designer.conditions import OPERATORS, operators_for
-from engine.designer.keys import key_from_label
+from engine.designer.keys import option_value_from_label
 from engine.web.posts import FormData, last
 
 __all__ = ["BOOLEAN_SETTINGS", "ON_DELETE", "SETTING_TITLES", "FieldPanel", "setting_of_error", "settings_from_post"]
@@ -56,9 +56,15 @@ class FieldPanel:
 
     key: str
     settings: dict[str, Any]
-    published: bool  # the key was published: renaming it is no longer offered
+    published_as: str | None = None  # the key the field has in the published version (None: never published)
+    fixed_options: frozenset[str] = frozenset()  # option values published: fixed; the others follow their titles
     errors: dict[str, str] = field(default_factory=dict)  # setting -> message ("" for the field as a whole)
     condition: str = ""  # the visibility rules compiled to JSON Schema, for people who read it
+
+    @property
+    def published(self) -> bool:
+        """Whether the field is in the published version (renaming it moves its stored values)."""
+        return self.published_as is not None
 
     @property
     def kind(self) -> str:
@@ -109,7 +115,7 @@ def _options(data: FormData, action: str) -> list[dict[str, Any]]:
              "color": r["opt_color"] or None} for r in _rows(data, "opt_value", "opt_title", "opt_color")]
     new = last(data, "new_option").strip()
     if new and new not in {r["title"] for r in rows}:
-        rows.append({"value": key_from_label(new, {r["value"] for r in rows}), "title": new, "color": None})
+        rows.append({"value": option_value_from_label(new, {r["value"] for r in rows}), "title": new, "color": None})
     _move_rows(rows, action, "option")
     return rows
 

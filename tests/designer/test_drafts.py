@@ -21,13 +21,26 @@ ADA = Principal(name="ada@example.com", designer=True)
 BOB = Principal(name="bob@example.com", designer=True)
 
 
+def contacts_app(name: str = "shop", title: str = "Shop") -> dict[str, Any]:
+    """A small app document: a blank app with a Contact entity (a required Name)."""
+    doc = edits.blank_app(name, title)
+    edits.add_entity(doc, "Contact", "Contacts")
+    return doc
+
+
+def contacts_draft(drafts: DraftService, name: str = "shop") -> int:
+    """A new app's draft with a Contact entity; its revision."""
+    start = drafts.create(name, "Shop").revision
+    draft, _ = drafts.edit(name, start, lambda doc: edits.add_entity(doc, "Contact", "Contacts"))
+    return draft.revision
+
+
 def build_customer_app(drafts: DraftService) -> int:
     """The Customer entity of the issue, made only with designer edits; the draft's revision."""
     draft = drafts.create("clients", "Clients")
 
     def customer(doc: dict[str, Any]) -> None:
         key = edits.add_entity(doc, "Customer", "Customers")
-        edits.remove_entity(doc, "contact")
         gender = edits.add_field(doc, key, "select", "Gender")
         edits.update_field(doc, key, gender, {"options": [{"title": "Female"}, {"title": "Male"},
                                                           {"title": "Diverse"}]})
@@ -73,7 +86,7 @@ def test_customer_app_built_by_clicking_publishes_and_changes_keep_values(db: Da
     assert fresh.revision == 0 and not fresh.is_new_app and fresh.base_version == 1
     assert drafts.published_keys("clients", "customer") >= {"name", "city", "visits"}
     with pytest.raises(EditError):
-        drafts.edit("clients", 0, lambda doc: edits.rename_key(doc, "customer", "city", "town",
+        drafts.edit("clients", 0, lambda doc: edits.rename_key(doc, "customer", "city", "visits",
                                                                drafts.published_keys("clients", "customer")))
     draft, _ = drafts.edit("clients", 0, lambda doc: edits.update_field(doc, "customer", "city", {"title": "Town"}))
     draft, _ = drafts.edit("clients", draft.revision,
@@ -99,13 +112,13 @@ def test_customer_app_built_by_clicking_publishes_and_changes_keep_values(db: Da
 
 def test_two_designers_saving_the_same_revision_conflict_and_the_first_work_is_kept(db: Database) -> None:
     ada, bob = DraftService(db, ADA), DraftService(db, BOB)
-    start = ada.create("shop", "Shop").revision
+    start = contacts_draft(ada)
     ada_draft, key = ada.edit("shop", start, lambda doc: edits.add_field(doc, "contact", "email", "Email"))
     with pytest.raises(DraftConflict) as caught:
         bob.edit("shop", start, lambda doc: edits.add_field(doc, "contact", "phone", "Phone"))
     assert "ada@example.com saved this draft at" in str(caught.value) and "reload" in str(caught.value)
     with pytest.raises(DraftConflict):
-        bob.save("shop", edits.blank_app("shop", "Bob's"), start)
+        bob.save("shop", contacts_app("shop", "Bob's"), start)
     stored = bob.get("shop")
     assert stored.revision == ada_draft.revision and key in stored.document["$defs"]["contact"]["properties"]
     assert stored.updated_by == "ada@example.com"
@@ -114,7 +127,7 @@ def test_two_designers_saving_the_same_revision_conflict_and_the_first_work_is_k
 
 
 def test_first_saves_of_a_published_app_conflict_too(db: Database) -> None:
-    AppService(db).apply(edits.blank_app("shop", "Shop"))
+    AppService(db).apply(contacts_app())
     ada, bob = DraftService(db, ADA), DraftService(db, BOB)
     assert ada.get("shop").revision == bob.get("shop").revision == 0
     ada.edit("shop", 0, lambda doc: edits.update_entity(doc, "contact", title="Person"))
@@ -125,17 +138,17 @@ def test_first_saves_of_a_published_app_conflict_too(db: Database) -> None:
 
 def test_a_refused_edit_leaves_the_draft_unchanged(db: Database) -> None:
     drafts = DraftService(db, ADA)
-    draft = drafts.create("shop", "Shop")
+    revision = contacts_draft(drafts)
     with pytest.raises(EditError):
-        drafts.edit("shop", draft.revision, lambda doc: edits.remove_field(doc, "contact", "name"))
-    assert drafts.get("shop").revision == draft.revision
+        drafts.edit("shop", revision, lambda doc: edits.remove_field(doc, "contact", "name"))
+    assert drafts.get("shop").revision == revision
 
 
 def test_a_viewer_may_not_touch_drafts(db: Database) -> None:
     DraftService(db, ADA).create("shop", "Shop")
     viewer = DraftService(db, Principal(name="val@example.com", roles=("viewer",)))
     for call in (viewer.list, lambda: viewer.get("shop"), lambda: viewer.create("x", "X"),
-                 lambda: viewer.save("shop", edits.blank_app("shop", "S"), 1), lambda: viewer.problems("shop"),
+                 lambda: viewer.save("shop", contacts_app("shop", "S"), 1), lambda: viewer.problems("shop"),
                  lambda: viewer.plan("shop"), lambda: viewer.publish("shop", 1), lambda: viewer.discard("shop"),
                  lambda: viewer.published_keys("shop", "contact"), lambda: viewer.edit("shop", 1, lambda d: None)):
         with pytest.raises(PermissionDenied):
@@ -160,10 +173,10 @@ def test_templates_and_uploads(db: Database, sales_doc: dict[str, Any]) -> None:
         drafts.create("", "", upload=json.dumps(bad).encode())
     assert any(p.path == "$defs/deal/properties/amount/x-crm-field/kind" for p in caught.value.problems)
 
-    AppService(db).apply(edits.blank_app("shop", "Shop"))
+    AppService(db).apply(contacts_app())
     with pytest.raises(EditError):
         drafts.create("shop", "Shop")  # a published app of that name exists
-    upload = edits.blank_app("shop", "Shop 2")
+    upload = contacts_app("shop", "Shop 2")
     edits.add_field(upload, "contact", "email", "Email")
     draft = drafts.create("", "", upload=json.dumps(upload).encode())
     assert draft.app == "shop" and not draft.is_new_app and draft.base_version == 1
@@ -172,3 +185,58 @@ def test_templates_and_uploads(db: Database, sales_doc: dict[str, Any]) -> None:
     assert drafts.get("shop").revision == 0
     with pytest.raises(NotFoundError):
         drafts.get("nope")
+
+
+def test_a_blank_app_starts_without_entities_and_publishes_once_it_has_one(db: Database) -> None:
+    drafts = DraftService(db, ADA)
+    draft = drafts.create("desk", "Service desk")
+    assert draft.document["$defs"] == {}
+    assert [str(p) for p in drafts.problems("desk")] == ["add at least one entity before publishing"]
+    with pytest.raises(DefinitionError) as caught:
+        drafts.publish("desk", draft.revision)
+    assert [str(p) for p in caught.value.problems] == ["add at least one entity before publishing"]
+    assert drafts.get("desk").revision == draft.revision and AppService(db).list() == []
+    draft, key = drafts.edit("desk", draft.revision, lambda doc: edits.add_entity(doc, "Customer"))
+    assert key == "customer" and list(draft.document["$defs"]) == ["customer"] and drafts.problems("desk") == []
+    drafts.publish("desk", draft.revision)
+    assert [e.key for e in AppService(db).current("desk").entities] == ["customer"]
+
+
+def test_renaming_a_published_key_moves_its_values(db: Database) -> None:
+    drafts = DraftService(db, ADA)
+    start = drafts.create("desk", "Service desk").revision
+
+    def build(doc: dict[str, Any]) -> None:
+        edits.add_entity(doc, "Customer")
+        edits.add_field(doc, "customer", "text", "City")
+        edits.set_list_view(doc, "customer", ["name", "city"], [("city", "asc")])
+        edits.add_field(doc, "customer", "text", "Note")
+        edits.update_field(doc, "customer", "note", {"visible_if": [{"field": "city", "op": "not_empty"}]})
+
+    draft, _ = drafts.edit("desk", start, build)
+    drafts.publish("desk", draft.revision)
+    records = RecordService(db, "desk", actor="ada@example.com")
+    ada = records.create("customer", {"name": "Ada", "city": "Berlin", "note": "calls on Mondays"})
+
+    published = drafts.published_keys("desk", "customer")
+    draft, _ = drafts.edit("desk", 0, lambda doc: edits.rename_key(doc, "customer", "city", "town", published))
+    assert draft.document["$defs"]["customer"]["properties"]["town"]["x-crm-field"]["renamedFrom"] == "city"
+    draft, _ = drafts.edit("desk", draft.revision,
+                           lambda doc: edits.rename_key(doc, "customer", "town", "place", published))
+    customer = draft.document["$defs"]["customer"]
+    assert customer["properties"]["place"]["x-crm-field"]["renamedFrom"] == "city"  # still the published key
+    assert customer["x-crm-views"]["list"] == {"columns": ["name", "place"], "sort": [{"field": "place",
+                                                                                        "dir": "asc"}]}
+    assert customer["properties"]["note"]["x-crm-field"]["visibleIf"] == {"required": ["place"]}
+    lines = "\n".join(drafts.plan("desk").lines())
+    assert "rename field customer.city -> place (values kept)" in lines and "archive" not in lines
+    drafts.publish("desk", draft.revision)
+    after = records.get("customer", ada["id"])
+    assert after["place"] == "Berlin" and "city" not in after and after["note"] == "calls on Mondays"
+
+    published = drafts.published_keys("desk", "customer")
+    draft, _ = drafts.edit("desk", 0, lambda doc: edits.rename_key(doc, "customer", "place", "town", published))
+    draft, _ = drafts.edit("desk", draft.revision,
+                           lambda doc: edits.rename_key(doc, "customer", "town", "place", published))
+    assert "renamedFrom" not in draft.document["$defs"]["customer"]["properties"]["place"]["x-crm-field"]
+    assert "rename" not in "\n".join(drafts.plan("desk").lines())

@@ -9,6 +9,7 @@ import pytest
 
 from engine.designer import edits
 from engine.designer.edits import EditError
+from engine.errors import DefinitionError
 from engine.schema import load_definition, to_document
 from engine.schema.kinds import KINDS
 
@@ -35,14 +36,24 @@ def shop() -> Doc:
     return doc
 
 
-def test_blank_app_loads_with_a_first_entity() -> None:
+def test_blank_app_has_no_entities_and_edits_still_work() -> None:
     doc = edits.blank_app("shop", "My shop")
+    assert doc["$defs"] == {}
+    with pytest.raises(DefinitionError):
+        load_definition(doc)  # the dialect needs an entity: publishing waits for the first one
+    assert edits.add_entity(doc, "Customer") == "customer"
     app = load_definition(doc)
-    assert [e.key for e in app.entities] == ["contact"]
-    assert app.entity("contact").title_field == "name"
+    assert [e.key for e in app.entities] == ["customer"] and app.entity("customer").title_field == "name"
     with pytest.raises(EditError) as caught:
         edits.blank_app("Shop!", "x")
     assert caught.value.path == "x-crm-app/name"
+
+
+def test_entity_keys_never_take_a_designer_page_name() -> None:
+    doc = edits.blank_app("shop", "Shop")
+    assert [edits.add_entity(doc, title) for title in ("Publish", "Versions", "Relations", "Export", "Publish")] == [
+        "publish_2", "versions_2", "relations_2", "export_2", "publish_3"]
+    loads(doc)
 
 
 def test_palette_lists_every_kind() -> None:
@@ -69,6 +80,7 @@ def test_update_entity(shop: Doc) -> None:
 
 
 def test_remove_entity_refused_while_others_link_to_it(shop: Doc) -> None:
+    edits.add_entity(shop, "Contact")
     key = edits.add_field(shop, "customer", "relation", "Company")
     assert edits.field_settings(shop, "customer", key)["target"] == "contact"
     error = refused(shop, edits.remove_entity, "contact")
@@ -178,6 +190,40 @@ def test_options_get_values_from_titles_and_keep_their_order(shop: Doc) -> None:
     assert "at least one option" in str(refused(shop, edits.update_field, "customer", key, {"options": []}))
 
 
+def test_unpublished_option_values_follow_their_titles(shop: Doc) -> None:
+    gender = edits.add_field(shop, "customer", "select", "Gender")
+    why = edits.add_field(shop, "customer", "text", "Why")
+    edits.update_field(shop, "customer", why, {"visible_if": [{"field": gender, "op": "eq", "value": "option_1"}]})
+    edits.update_field(shop, "customer", gender, {"default": "option_2"})
+    edits.update_field(shop, "customer", gender, {"options": [{"value": "option_1", "title": "Female"},
+                                                              {"value": "option_2", "title": "Male"}]},
+                       fixed_options=set())
+    entity = load_definition(shop).entity("customer")
+    assert entity.field(gender).option_values() == ["female", "male"] and entity.field(gender).default == "male"
+    assert entity.field(why).visible_if == {"properties": {gender: {"const": "female"}}, "required": [gender]}
+    # titles swapped: the values swap with them, and so do the default and the condition
+    edits.update_field(shop, "customer", gender, {"options": [{"value": "female", "title": "Male"},
+                                                              {"value": "male", "title": "Female"}]},
+                       fixed_options=set())
+    entity = load_definition(shop).entity("customer")
+    assert entity.field(gender).option_values() == ["male", "female"] and entity.field(gender).default == "female"
+    assert entity.field(why).visible_if == {"properties": {gender: {"const": "male"}}, "required": [gender]}
+
+
+def test_published_option_values_are_fixed_and_new_ones_stay_unique(shop: Doc) -> None:
+    gender = edits.add_field(shop, "customer", "multi_select", "Tags")
+    edits.update_field(shop, "customer", gender, {"options": [{"title": "New"}, {"title": "VIP"}], "default": ["new"]})
+    edits.update_field(shop, "customer", gender, {"options": [{"value": "new", "title": "Fresh"},
+                                                              {"value": "vip", "title": "New"}]},
+                       fixed_options={"new"})
+    field = load_definition(shop).entity("customer").field(gender)
+    assert field.option_values() == ["new", "new_2"] and [o.title for o in field.options] == ["Fresh", "New"]
+    assert field.default == ["new"]
+    edits.update_field(shop, "customer", gender, {"options": [{"value": "new", "title": "Fresh"},
+                                                              {"value": "new_2", "title": "Gold"}]})
+    assert load_definition(shop).entity("customer").field(gender).option_values() == ["new", "new_2"]  # as given
+
+
 def test_remove_field_cleans_up_and_refuses_while_used(shop: Doc) -> None:
     stage = edits.add_field(shop, "customer", "select", "Stage")
     note = edits.add_field(shop, "customer", "text", "Why")
@@ -205,7 +251,7 @@ def test_move_field_sets_the_field_order(shop: Doc) -> None:
     loads(shop)
 
 
-def test_rename_key_only_before_first_publish(shop: Doc) -> None:
+def test_rename_key_renames_every_reference(shop: Doc) -> None:
     stage = edits.add_field(shop, "customer", "select", "Stage")
     note = edits.add_field(shop, "customer", "text", "Why")
     edits.update_field(shop, "customer", note, {"visible_if": [{"field": stage, "op": "in", "value": ["option_2"]}]})
@@ -214,10 +260,39 @@ def test_rename_key_only_before_first_publish(shop: Doc) -> None:
     entity = load_definition(shop).entity("customer")
     assert entity.field(note).visible_if == {"properties": {"phase": {"enum": ["option_2"]}}, "required": ["phase"]}
     assert entity.views == {"list": {"columns": ["phase"], "sort": [{"field": "phase", "dir": "desc"}]}}
-    error = refused(shop, edits.rename_key, "customer", "name", "full_name", published_keys={"name"})
-    assert "fixed" in str(error) and error.path == "$defs/customer/properties/name/key"
+    assert entity.field("phase").renamed_from is None  # never published: no rename to record
     assert "already used" in str(refused(shop, edits.rename_key, "customer", "phase", "why", published_keys=set()))
     assert refused(shop, edits.rename_key, "customer", "phase", "select", published_keys=set()).setting == "key"
+
+
+def test_rename_a_published_key_records_renamed_from(shop: Doc) -> None:
+    published = {"name", "city"}
+    edits.add_field(shop, "customer", "text", "City")
+    edits.update_entity(shop, "customer", title_field="city")
+    edits.set_form_sections(shop, "customer", [{"title": "Main", "columns": 2, "fields": ["name", "city"]}])
+    edits.update_field(shop, "customer", "name", {"required": True})
+    edits.rename_key(shop, "customer", "city", "town", published_keys=published)
+    entity = load_definition(shop).entity("customer")
+    assert entity.field("town").renamed_from == "city" and entity.title_field == "town"
+    assert entity.form == {"sections": [{"title": "Main", "columns": 2, "fields": ["name", "town"]}]}
+    edits.rename_key(shop, "customer", "town", "place", published_keys=published)
+    assert load_definition(shop).entity("customer").field("place").renamed_from == "city"  # the published key
+    error = refused(shop, edits.rename_key, "customer", "name", "city", published_keys=published)
+    assert "already used" in str(error) and error.path == "$defs/customer/properties/name/key"
+    edits.rename_key(shop, "customer", "place", "city", published_keys=published)
+    assert load_definition(shop).entity("customer").field("city").renamed_from is None  # back home
+
+
+def test_rename_key_follows_into_other_workflows_create_actions(sales_doc: Doc) -> None:
+    creates = [a for t in sales_doc["$defs"]["deal"]["x-crm-workflow"]["transitions"] for a in t.get("actions", [])
+               if a.get("create") == "sales_order"]
+    assert creates and all("unit_price" in a["values"] for a in creates)
+    published = set(sales_doc["$defs"]["sales_order"]["properties"])
+    edits.rename_key(sales_doc, "sales_order", "unit_price", "price", published_keys=published)
+    creates = [a for t in sales_doc["$defs"]["deal"]["x-crm-workflow"]["transitions"] for a in t.get("actions", [])
+               if a.get("create") == "sales_order"]
+    assert all("price" in a["values"] and "unit_price" not in a["values"] for a in creates)
+    loads(sales_doc)
 
 
 def test_list_view_and_form_sections_are_checked(shop: Doc) -> None:

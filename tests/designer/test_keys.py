@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.designer.keys import is_key, key_from_label
+from engine.designer.keys import DESIGNER_PAGES, entity_key_from_label, is_key, key_from_label, option_value_from_label
 from engine.schema.model import SYSTEM_COLUMNS
 from engine.schema.names import RESERVED_WORDS
 
@@ -42,3 +42,16 @@ def test_long_labels_stay_within_63_characters_even_with_a_suffix() -> None:
     assert len(first) == 63
     second = key_from_label("x" * 200, [first])
     assert len(second) <= 63 and second.endswith("_2") and is_key(second)
+
+
+def test_option_values_are_words_of_the_title_without_key_rules() -> None:
+    assert [option_value_from_label(t) for t in ("Female", "Très bien", "New", "1 star", "客户", "!!")] == [
+        "female", "tres_bien", "new", "1_star", "ke_hu", "option"]
+    assert option_value_from_label("Male", ["male"]) == "male_2"
+
+
+def test_entity_keys_avoid_the_designer_pages() -> None:
+    assert entity_key_from_label("Publish") == "publish_2"
+    assert entity_key_from_label("Versions", ["versions_2"]) == "versions_3"
+    assert entity_key_from_label("Customer") == "customer"
+    assert {"publish", "discard", "export", "entities", "versions", "relations", "delete", "workflow"} <= DESIGNER_PAGES

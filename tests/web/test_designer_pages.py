@@ -35,6 +35,13 @@ def _blank_app(client: TestClient[Litestar], title: str = "Service desk") -> str
     return str(response.headers["location"])
 
 
+def _contacts(client: TestClient[Litestar]) -> str:
+    """A blank app with a Contact entity (a required Name); the draft's URL."""
+    url = _blank_app(client)
+    _post(client, url + "/entities", {"title": "Contact", "revision": _revision(client.get(url).text)})
+    return url
+
+
 def test_designers_have_the_designer_link(client: TestClient[Litestar]) -> None:
     page = client.get("/").text
     assert 'id="nav-designer"' in page and 'href="/designer"' in page
@@ -57,7 +64,11 @@ def test_create_a_blank_app_add_an_entity_and_fields(client: TestClient[Litestar
     url = _blank_app(client)
     assert url == "/designer/service_desk"
     page = client.get(url).text
-    assert "Contact" in page
+    assert 'id="no-entities"' in page and "add at least one entity before publishing" in page
+    review = client.get(url + "/publish").text
+    assert "add at least one entity before publishing" in review and 'id="publish-confirm"' not in review
+    refused = _post(client, url + "/publish", {"revision": _revision(page)})
+    assert "add at least one entity before publishing" in refused.text and 'id="publish-refused"' in refused.text
     response = _post(client, url + "/entities", {"title": "Customer", "revision": _revision(page)})
     assert response.headers["hx-redirect"] == "/designer/service_desk/customer"
     editor = client.get("/designer/service_desk/customer").text
@@ -76,10 +87,13 @@ def test_create_a_blank_app_add_an_entity_and_fields(client: TestClient[Litestar
                    {"opt_value": ["option_1", "option_2"], "opt_title": ["Female", "Male"], "opt_color": ["", ""],
                     "new_option": "Diverse", "revision": _revision(saved.text)}).text
     assert 'value="diverse"' in editor
+    # not published yet: each option's value follows its title, shown next to it
+    assert 'id="ds-gender-optv-0"' in editor and ">female</code>" in editor and ">male</code>" in editor
+    assert "option_1" not in editor
 
 
 def test_a_bad_pattern_shows_its_error_next_to_the_setting(client: TestClient[Litestar]) -> None:
-    url = _blank_app(client)
+    url = _contacts(client)
     editor = client.get(url + "/contact").text
     response = _post(client, url + "/contact/fields/name",
                      {"pattern_preset": "", "pattern": "([a-z", "revision": _revision(editor)})
@@ -91,7 +105,7 @@ def test_a_bad_pattern_shows_its_error_next_to_the_setting(client: TestClient[Li
 
 
 def test_a_stale_revision_conflicts_and_changes_nothing(client: TestClient[Litestar]) -> None:
-    url = _blank_app(client)
+    url = _contacts(client)
     editor = client.get(url + "/contact").text
     stale = _revision(editor)
     _post(client, url + "/contact/fields", {"kind": "text", "label": "City", "revision": stale})
@@ -104,7 +118,7 @@ def test_a_stale_revision_conflicts_and_changes_nothing(client: TestClient[Lites
 
 
 def test_publish_shows_the_plan_then_applies_it(client: TestClient[Litestar], web_db: Database) -> None:
-    url = _blank_app(client)
+    url = _contacts(client)
     editor = client.get(url + "/contact").text
     _post(client, url + "/contact/fields", {"kind": "email", "label": "Email", "revision": _revision(editor)})
     review = client.get(url + "/publish").text
