@@ -155,7 +155,8 @@ def _edge(a: tuple[float, float], b: tuple[float, float], label: str) -> str:
 
 def relations_svg(app: App) -> str:
     """The app's entities in rows, each below the entities its relation fields point at, with an arrow per relation
-    field (dashed for links to many) labelled with the field's title."""
+    field (dashed for links to many) labelled with the field's title. A link across several rows runs through gaps
+    kept for it in the rows between, so it never crosses a box."""
     entities = list(app.entities)
     if not entities:
         return ""
@@ -163,22 +164,44 @@ def relations_svg(app: App) -> str:
     links = [(e.key, f.target, f.title, f.kind == "relation_many") for e in entities for f in e.fields
              if f.kind in ("relation", "relation_many") and f.target in keys]
     rows = _rows(keys, [(a, b) for a, b, _, _ in links if a != b])
-    widest = max(len(r) for r in rows)
-    width = 40 + widest * _BOX_W + (widest - 1) * _REL_GAP_X
+    row_of = {k: r for r, row in enumerate(rows) for k in row}
+    routes: dict[int, list[str]] = {}  # a long link's gaps, one per row it crosses, from its source's side
+    for n, (a, b, _, _) in enumerate(links):
+        step = 1 if row_of[b] > row_of[a] else -1
+        routes[n] = [f"~{n}.{r}" for r in range(row_of[a] + step, row_of[b], step)] if a != b else []
+        for gap in routes[n]:
+            rows[int(gap.split(".")[1])].append(gap)
+    chains = {k: [] for row in rows for k in row}
+    for n, (a, b, _, _) in enumerate(links):
+        if a != b:
+            path = [a, *routes[n], b]
+            for i in range(len(path) - 1):
+                chains[path[i]].append(path[i + 1])
+                chains[path[i + 1]].append(path[i])
+    for _ in range(2):
+        for r in list(range(1, len(rows))) + list(range(len(rows) - 2, -1, -1)):
+            placed = {k: i / len(row) for i2, row in enumerate(rows) if i2 != r for i, k in enumerate(row)}
+            rows[r] = _by_barycentre(rows[r], chains, placed)
+    width_of = [sum(_item_w(k) for k in row) + (len(row) - 1) * _REL_GAP_X for row in rows]
+    width = 40 + max(width_of)
     pos: dict[str, tuple[float, float]] = {}
     for r, row in enumerate(rows):
-        left = (width - len(row) * _BOX_W - (len(row) - 1) * _REL_GAP_X) / 2
-        for i, key in enumerate(row):
-            pos[key] = (left + i * (_BOX_W + _REL_GAP_X), 30 + r * (_BOX_H + _REL_GAP_Y))
+        x = (width - width_of[r]) / 2
+        for k in row:
+            pos[k] = (x, 30 + r * (_BOX_H + _REL_GAP_Y))
+            x += _item_w(k) + _REL_GAP_X
     height = 60 + len(rows) * _BOX_H + (len(rows) - 1) * _REL_GAP_Y
-    ports = _ports(links, pos)
+    firsts = {n: (routes[n][0] if routes[n] else b, routes[n][-1] if routes[n] else a)
+              for n, (a, b, _, _) in enumerate(links)}
+    ports = _ports(links, pos, firsts)
     body: list[str] = []
     labels: list[str] = []
     for n, (source, target, title, many) in enumerate(links):
         if source == target:
             body.append(_self_link(pos[source], title, many))
             continue
-        path, (lx, ly) = _link_path(pos[source], pos[target], ports[n])
+        sx, ex, t = ports[n]
+        path, (lx, ly) = _link_path(pos[source], pos[target], (sx, ex), [pos[g] for g in routes[n]], t)
         dash = ' stroke-dasharray="5 4"' if many else ""
         body.append(f'<path d="{path}" fill="none" stroke="#475569"{dash} marker-end="url(#arrow)"/>')
         labels.append(_text(lx, ly, title, _HALO))
@@ -191,14 +214,19 @@ def relations_svg(app: App) -> str:
     return _svg(width, height, f"Entities of {app.title} and their relations", body + labels)
 
 
-_REL_GAP_X, _REL_GAP_Y = 70, 90
+_REL_GAP_X, _REL_GAP_Y = 40, 90
+_GAP_W = 16  # the room a link crossing a row takes in it
 _ROW_MAX = 5  # boxes per row before a layer wraps, so an app with many entities stays readable on a screen
 _HALO = ' fill="#334155" stroke="#fff" stroke-width="4" paint-order="stroke"'  # labels stay legible over lines
 
 
+def _item_w(key: str) -> float:
+    return _GAP_W if key.startswith("~") else _BOX_W
+
+
 def _rows(keys: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
     """Entities in layers: one pointed at by others above them (longest path to an entity that points at nothing;
-    cycles are cut where the search meets them), each layer ordered to put linked boxes near each other."""
+    cycles are cut where the search meets them), wrapped at _ROW_MAX boxes."""
     out: dict[str, list[str]] = {k: [] for k in keys}
     for a, b in edges:
         out[a].append(b)
@@ -216,18 +244,11 @@ def _rows(keys: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
     for k in keys:
         depth(k)
     layers = [[k for k in keys if layer[k] == n] for n in range(max(layer.values()) + 1)]
-    neighbours = {k: out[k] + [a for a, b in edges if b == k] for k in keys}
-    for _ in range(2):  # barycentre sweeps: a box goes where the boxes it links to are, on average
-        for n in range(1, len(layers)):
-            placed = {k: i / max(len(row), 1) for row in layers[:n] for i, k in enumerate(row)}
-            layers[n] = _by_barycentre(layers[n], neighbours, placed)
-        for n in range(len(layers) - 2, -1, -1):
-            placed = {k: i / max(len(row), 1) for row in layers[n + 1:] for i, k in enumerate(row)}
-            layers[n] = _by_barycentre(layers[n], neighbours, placed)
     return [row[i:i + _ROW_MAX] for row in layers if row for i in range(0, len(row), _ROW_MAX)]
 
 
 def _by_barycentre(row: list[str], neighbours: dict[str, list[str]], placed: dict[str, float]) -> list[str]:
+    """The row ordered so each item sits where the items it links to are, on average (ties keep their order)."""
     def centre(item: tuple[int, str]) -> tuple[float, int]:
         index, key = item
         known = [placed[k] for k in neighbours[key] if k in placed]
@@ -245,46 +266,64 @@ def _sides(a: tuple[float, float], b: tuple[float, float]) -> tuple[str, str]:
     return "top", "top"  # same row: an arc above
 
 
-def _ports(links: list[tuple[str, str, str, bool]],
-           pos: dict[str, tuple[float, float]]) -> dict[int, tuple[float, float]]:
+def _ports(links: list[tuple[str, str, str, bool]], pos: dict[str, tuple[float, float]],
+           nearest: dict[int, tuple[str, str]]) -> dict[int, tuple[float, float, float]]:
     """The x where each link leaves its source and enters its target: the ends on one side of a box spread evenly
-    along it, in the order of the boxes at their other ends, so lines fan out instead of meeting in one point."""
+    along it, in the order of what is at their other ends (the target, or the first gap on the way), so lines fan
+    out instead of meeting in one point. Third: where along the way its label goes, staggered among the links
+    leaving one side of a box so their labels do not overlap."""
     ends: dict[tuple[str, str], list[tuple[float, int, int]]] = {}
     for n, (source, target, _, _) in enumerate(links):
         if source == target:
             continue
         leave, enter = _sides(pos[source], pos[target])
-        ends.setdefault((source, leave), []).append((pos[target][0], n, 0))
-        ends.setdefault((target, enter), []).append((pos[source][0], n, 1))
+        ahead, behind = nearest[n]
+        ends.setdefault((source, leave), []).append((pos[ahead][0], n, 0))
+        ends.setdefault((target, enter), []).append((pos[behind][0], n, 1))
     found: dict[int, list[float]] = {}
     for (key, _side), items in ends.items():
         items.sort()
         for i, (_, n, which) in enumerate(items):
             x = pos[key][0] + 16 + (_BOX_W - 32) * (i + 1) / (len(items) + 1)
-            found.setdefault(n, [0.0, 0.0])[which] = x
-    return {n: (xs[0], xs[1]) for n, xs in found.items()}
+            found.setdefault(n, [0.0, 0.0, 0.35])[which] = x
+            if which == 0 and len(items) > 1:
+                found[n][2] = 0.2 + 0.5 * i / (len(items) - 1)
+    return {n: (xs[0], xs[1], xs[2]) for n, xs in found.items()}
 
 
-def _link_path(a: tuple[float, float], b: tuple[float, float],
-               xs: tuple[float, float]) -> tuple[str, tuple[float, float]]:
-    """A curve from the source box to the target box, and where its label goes (a third of the way, nearer the
-    entity that has the field)."""
+def _curve(sx: float, sy: float, ex: float, ey: float, t: float) -> tuple[str, tuple[float, float]]:
+    """A vertical S-curve from one point to another, and the point at `t` (0 to 1) along it."""
+    bend = max(abs(ey - sy) / 2, 30)
+    c1y, c2y = (sy - bend, ey + bend) if ey < sy else (sy + bend, ey - bend)
+    lx = (1 - t) ** 3 * sx + 3 * (1 - t) ** 2 * t * sx + 3 * (1 - t) * t**2 * ex + t**3 * ex
+    ly = (1 - t) ** 3 * sy + 3 * (1 - t) ** 2 * t * c1y + 3 * (1 - t) * t**2 * c2y + t**3 * ey
+    return f" C{sx:.1f},{c1y:.1f} {ex:.1f},{c2y:.1f} {ex:.1f},{ey:.1f}", (lx, ly)
+
+
+def _link_path(a: tuple[float, float], b: tuple[float, float], xs: tuple[float, float],
+               gaps: list[tuple[float, float]], t: float) -> tuple[str, tuple[float, float]]:
+    """The path from the source box through the gaps of the rows between to the target box, and where its label
+    goes (`t` of the way to the next row, so it stays near the entity that has the field)."""
     leave, enter = _sides(a, b)
     sx, ex = xs
     sy = a[1] if leave == "top" else a[1] + _BOX_H
     ey = b[1] if enter == "top" else b[1] + _BOX_H
     if leave == enter:  # same row: an arc above both boxes
         lift = 30 + abs(ex - sx) / 6
-        c1, c2 = (sx, sy - lift), (ex, ey - lift)
-    else:
-        bend = max(abs(ey - sy) / 2, 30)
-        c1 = (sx, sy - bend if leave == "top" else sy + bend)
-        c2 = (ex, ey + bend if enter == "bottom" else ey - bend)
-    t = 1 / 3
-    lx = (1 - t) ** 3 * sx + 3 * (1 - t) ** 2 * t * c1[0] + 3 * (1 - t) * t**2 * c2[0] + t**3 * ex
-    ly = (1 - t) ** 3 * sy + 3 * (1 - t) ** 2 * t * c1[1] + 3 * (1 - t) * t**2 * c2[1] + t**3 * ey
-    path = f"M{sx:.1f},{sy:.1f} C{c1[0]:.1f},{c1[1]:.1f} {c2[0]:.1f},{c2[1]:.1f} {ex:.1f},{ey:.1f}"
-    return path, (lx, ly)
+        mid = ((sx + ex) / 2, sy - lift * 0.75)
+        return f"M{sx:.1f},{sy:.1f} C{sx:.1f},{sy - lift:.1f} {ex:.1f},{ey - lift:.1f} {ex:.1f},{ey:.1f}", mid
+    up = leave == "top"
+    path, x, y = f"M{sx:.1f},{sy:.1f}", sx, sy
+    label: tuple[float, float] | None = None
+    for gx, gy in gaps:  # enter the gap at one edge of its row, leave at the other
+        cx = gx + _GAP_W / 2
+        near, far = (gy + _BOX_H, gy) if up else (gy, gy + _BOX_H)
+        segment, at = _curve(x, y, cx, near, t)
+        path += segment + f" L{cx:.1f},{far:.1f}"
+        label = label or at
+        x, y = cx, far
+    segment, at = _curve(x, y, ex, ey, t)
+    return path + segment, label or at
 
 
 def _self_link(a: tuple[float, float], label: str, many: bool) -> str:
