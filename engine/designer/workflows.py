@@ -107,7 +107,9 @@ def start_workflow(doc: dict[str, Any], entity: str, field: str | None = None, t
                    states: Sequence[str] = ("Open", "Done")) -> str:
     """Give an entity a workflow; the state field's key. `field`: an existing choice field whose options become
     the states (starting in its default, else its first option); without it a new choice field `title` is added
-    with `states` (titles) as its options, starting in the first and ending in the last (marked terminal)."""
+    with `states` (titles) as its options, starting in the first and ending in the last (marked terminal). The
+    state field becomes required with the starting state as its default, so records that exist when the workflow
+    is published start there."""
     path = _path(entity)
     ent = entity_doc(doc, entity)
     if ent.get("x-crm-workflow", {}).get("field"):
@@ -144,6 +146,11 @@ def start_workflow(doc: dict[str, Any], entity: str, field: str | None = None, t
         prop = ent["properties"][key]
         values = [o["const"] for o in prop.get("anyOf", [])]
         initial = prop.get("default") if prop.get("default") in values else values[0]
+        # Every record of a workflow entity is in a state: the field is required and defaults to the starting
+        # state, so publishing fills that state into the records that exist ("fill empty ... with its default").
+        prop["default"] = initial
+        if key not in ent.setdefault("required", []):
+            ent["required"].append(key)
         states: list[dict[str, Any]] = [{"value": v} for v in values]
         if field is None and len(states) > 1:
             states[-1]["terminal"] = True  # "Done": where the records of a new workflow end

@@ -150,7 +150,38 @@ def test_a_new_user_builds_publishes_and_changes_an_app(anonymous_page: Any, liv
     expect(page.locator("#value-service_rating")).to_have_text("4")
     screenshot(page, "designer-record-after")
 
+    _two_state_workflow(page, server, record_url)
     _export_and_import_as_a_copy(page, server, tmp_path)
+
+
+def _two_state_workflow(page: Any, server: LiveServer, record_url: str) -> None:
+    """Give customers a workflow Lead -> Customer in the workflow editor, publish, and convert the record made
+    earlier from its page."""
+    effort = Effort()
+    page.goto(f"{server.url}/designer/customer_care/customer")
+    effort.click(page, "#edit-workflow")
+    expect(page.locator("#wf-heading")).to_contain_text("Workflow of Customer")
+    effort.type(page, "#wf-start-title", "Stage")
+    effort.type(page, "#wf-start-state-1", "Lead")
+    effort.type(page, "#wf-start-state-2", "Customer")
+    effort.click(page, "#wf-start")
+    expect(page.locator("#wf-states")).to_contain_text("Customer")
+    effort.type(page, "#wf-new-transition-title", "Convert to customer")
+    effort.click(page, "#wf-new-transition")
+    expect(page.locator("#wf-problems-none")).to_be_visible()
+    expect(page.locator("#wf-diagram svg")).to_contain_text("Convert to customer")
+    screenshot(page, "designer-workflow", doc=True)
+    effort.click(page, "#review-publish")
+    expect(page.locator("#plan-steps")).to_contain_text("add field customer.stage")
+    effort.click(page, "#publish-confirm")
+    expect(page.locator("#publish-notice")).to_contain_text("Version 3 is live")
+    print(f"the two-state workflow took {effort.clicks} clicks and {effort.keys} keystrokes")
+
+    page.goto(record_url)
+    expect(page.locator("#transition-bar")).to_contain_text("Lead")
+    page.click("#transition-convert_to_customer")
+    expect(page.locator("#transition-bar")).to_contain_text("Customer")
+    expect(page.locator("#record-history")).to_contain_text("Convert to customer")
 
 
 def _export_and_import_as_a_copy(page: Any, server: LiveServer, tmp_path: Path) -> None:

@@ -75,6 +75,7 @@ def test_start_adds_a_status_field_with_two_states(doc: dict[str, Any]) -> None:
     assert wf.start_workflow(doc, "ticket") == "status"
     status = doc["$defs"]["ticket"]["properties"]["status"]
     assert [o["const"] for o in status["anyOf"]] == ["open", "done"] and status["default"] == "open"
+    assert "status" in doc["$defs"]["ticket"]["required"]  # every record is in a state
     flow = doc["$defs"]["ticket"]["x-crm-workflow"]
     assert flow["initial"] == "open" and flow["states"] == [{"value": "open"}, {"value": "done", "terminal": True}]
     # unfinished: nothing leaves Open and nothing reaches Done yet; the draft says so (and cannot be published)
@@ -88,6 +89,7 @@ def test_start_on_an_existing_choice_field_uses_its_options(doc: dict[str, Any])
     assert wf.start_workflow(doc, "ticket", field="priority") == "priority"
     flow = doc["$defs"]["ticket"]["x-crm-workflow"]
     assert [s["value"] for s in flow["states"]] == ["low", "high"] and flow["initial"] == "high"
+    assert "priority" in doc["$defs"]["ticket"]["required"]
 
 
 def test_start_refusals(doc: dict[str, Any]) -> None:
@@ -259,3 +261,22 @@ def test_publish_then_the_transition_fires(db: Database) -> None:
     assert ticket["status"] == "open"
     closed = records.transition("ticket", ticket["id"], "close")
     assert closed["status"] == "done" and closed["closed_at"]
+
+
+def test_records_that_exist_start_in_the_initial_state(db: Database) -> None:
+    """A workflow added to a published entity with records: publishing fills the starting state into them."""
+    drafts = DraftService(db, ADA)
+    draft = drafts.create("desk", "Desk")
+    draft, _ = drafts.edit("desk", draft.revision, lambda document: edits.add_entity(document, "Ticket"))
+    drafts.publish("desk", draft.revision)
+    records = RecordService(db, "desk", "ops")
+    old = records.create("ticket", {"name": "Printer"})
+
+    draft = drafts.get("desk")
+    draft, _ = drafts.edit("desk", draft.revision, lambda document: wf.start_workflow(document, "ticket"))
+    draft, _ = drafts.edit("desk", draft.revision,
+                           lambda document: wf.add_transition(document, "ticket", "Close", ["open"], "done"))
+    assert any(s.action == "fill_default" and s.field == "status" for s in drafts.plan("desk").steps)
+    drafts.publish("desk", draft.revision)
+    assert records.get("ticket", old["id"])["status"] == "open"
+    assert records.transition("ticket", old["id"], "close")["status"] == "done"
