@@ -151,7 +151,31 @@ def test_a_new_user_builds_publishes_and_changes_an_app(anonymous_page: Any, liv
     screenshot(page, "designer-record-after")
 
     _two_state_workflow(page, server, record_url)
+    _versions_and_rollback(page, server, record_url)
     _export_and_import_as_a_copy(page, server, tmp_path)
+    _relations_and_a_bigger_workflow(page, server)
+
+
+def _versions_and_rollback(page: Any, server: LiveServer, record_url: str) -> None:
+    """The history shows what each version did; the difference between two versions; rolling back to version 2
+    shows its plan first, then the workflow's field goes to the archive and the record keeps its other values."""
+    page.goto(f"{server.url}/designer/customer_care")
+    page.click("#versions-link")
+    expect(page.locator("#version-3")).to_contain_text("current")
+    expect(page.locator("#diff-changes")).to_contain_text("Stage")
+    page.select_option("#diff-from", "1")
+    page.click("#diff-show")
+    expect(page.locator("#diff-changes")).to_contain_text("Customer needs")
+    screenshot(page, "designer-versions", doc=True)
+    page.click("#rollback-2")
+    expect(page.locator("#plan-steps")).to_contain_text("archive field customer.stage")
+    screenshot(page, "designer-rollback", doc=True)
+    page.click("#rollback-confirm")
+    expect(page.locator("#rollback-notice")).to_be_visible()
+    expect(page.locator("#version-4")).to_contain_text("current")
+    page.goto(record_url)
+    expect(page.locator("#transition-bar")).to_have_count(0)
+    expect(page.locator("main")).to_contain_text("Customer needs")
 
 
 def _two_state_workflow(page: Any, server: LiveServer, record_url: str) -> None:
@@ -215,3 +239,16 @@ def _export_and_import_as_a_copy(page: Any, server: LiveServer, tmp_path: Path) 
     page.goto(f"{server.url}/apps/customer_care_copy/customer")
     expect(page.locator("h1")).to_contain_text("Customer")
     screenshot(page, "designer-imported-copy")
+
+
+def _relations_and_a_bigger_workflow(page: Any, server: LiveServer) -> None:
+    """The sample Sales CRM: its relations drawn and listed; the deal's pipeline in the workflow editor."""
+    page.goto(f"{server.url}/designer/sales_crm")
+    page.click("#relations-link")
+    expect(page.locator("#relations-diagram svg")).to_be_visible()
+    expect(page.locator("#relations-list")).to_contain_text("Deal")
+    screenshot(page, "designer-relations", doc=True)
+    page.goto(f"{server.url}/designer/sales_crm/deal")
+    page.click("#edit-workflow")
+    expect(page.locator("#wf-diagram svg")).to_contain_text("Won")
+    screenshot(page, "designer-workflow-deal", doc=True)
