@@ -74,7 +74,58 @@ def _entity(path: str, old: dict[str, Any], new: dict[str, Any], changes: list[C
         a, b = old.get(key), new.get(key)
         if key == "x-crm-entity":
             a, b = _without_rename(a), _without_rename(b)
+        if key == "x-crm-workflow":
+            _workflow(f"{path}/{key}", a, b, _state_titles(old) | _state_titles(new), changes)
+            continue
         _compare(f"{path}/{key}", a, b, changes)
+
+
+#: The lists of a workflow whose items are matched by a key rather than by position.
+_WORKFLOW_LISTS = (("states", "value"), ("transitions", "name"), ("automations", "name"))
+
+
+def _state_titles(entity: dict[str, Any]) -> dict[str, str]:
+    """The titles of a workflow's states: its state field's option titles."""
+    field = (entity.get("x-crm-workflow") or {}).get("field")
+    prop = entity.get("properties", {}).get(field, {}) if field else {}
+    return {o["const"]: o.get("title", o["const"]) for o in prop.get("anyOf", []) if "const" in o}
+
+
+def _workflow_summary(flow: dict[str, Any], titles: dict[str, str]) -> str:
+    states = ", ".join(titles.get(s.get("value"), s.get("value")) for s in flow.get("states", []))
+    moves = ", ".join(t.get("title") or t.get("name") for t in flow.get("transitions", []))
+    return f"states {states or '(none)'}; transitions {moves or '(none)'}"
+
+
+def _workflow(path: str, a: Any, b: Any, titles: dict[str, str], changes: list[Change]) -> None:
+    """A workflow's differences: added or removed whole (summarised), else states, transitions and automations
+    matched by their value or name (so inserting one is one change, not a shift of every later one)."""
+    if a == b:
+        return
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        if isinstance(b, dict):
+            changes.append(Change(path, "added", after=_workflow_summary(b, titles)))
+        elif isinstance(a, dict):
+            changes.append(Change(path, "removed", before=_workflow_summary(a, titles)))
+        return
+    for part, key in _WORKFLOW_LISTS:
+        olds = {x.get(key): x for x in a.get(part, []) if isinstance(x, dict)}
+        news = {x.get(key): x for x in b.get(part, []) if isinstance(x, dict)}
+        for name, item in news.items():
+            label = titles.get(name, name) if part == "states" else item.get("title") or name
+            if name not in olds:
+                changes.append(Change(f"{path}/{part}/{name}", "added", after=label))
+            else:
+                _compare(f"{path}/{part}/{name}", olds[name], item, changes)
+        for name, item in olds.items():
+            if name not in news:
+                label = titles.get(name, name) if part == "states" else item.get("title") or name
+                changes.append(Change(f"{path}/{part}/{name}", "removed", before=label))
+        if list(olds) != list(news) and set(olds) == set(news):
+            changes.append(Change(f"{path}/{part}", "changed", before=list(olds), after=list(news)))
+    for key in list(a) + [k for k in b if k not in a]:
+        if key not in dict(_WORKFLOW_LISTS):
+            _compare(f"{path}/{key}", a.get(key), b.get(key), changes)
 
 
 def _pair(path: str, old: dict[str, Any], new: dict[str, Any], renamed_from: Callable[[dict[str, Any]], Any],

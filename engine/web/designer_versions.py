@@ -55,7 +55,8 @@ def _known(version: int, versions: list[VersionInfo]) -> None:
 
 def _setting(parts: list[str]) -> str:
     """A JSON path inside a field or entity in words: the dialect's wrappers left out."""
-    text = "/".join(p for p in parts if p not in ("x-crm-field", "x-crm-entity"))
+    words = ("workflow" if p == "x-crm-workflow" else p for p in parts if p not in ("x-crm-field", "x-crm-entity"))
+    text = "/".join(words)
     return {"title": "label", "description": "help text"}.get(text, text)
 
 

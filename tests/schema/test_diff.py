@@ -41,7 +41,23 @@ def test_workflow_changes_are_listed(sales_doc: dict[str, Any]) -> None:
     old = load_definition(sales_doc)
     sales_doc["$defs"]["deal"]["x-crm-workflow"]["transitions"][0]["title"] = "Qualify lead"
     (change,) = diff_apps(old, load_definition(sales_doc))
-    assert change.path == "$defs/deal/x-crm-workflow/transitions" and change.what == "changed"
+    assert change.describe() == '$defs/deal/x-crm-workflow/transitions/qualify/title: "Qualify" -> "Qualify lead"'
+
+
+def test_workflow_states_and_transitions_are_matched_by_name(sales_doc: dict[str, Any]) -> None:
+    """Removing a transition is one change, not a shift of every later one; a workflow added or removed whole is
+    summarised by its states' and transitions' titles."""
+    old = load_definition(sales_doc)
+    flow = sales_doc["$defs"]["ticket"]["x-crm-workflow"]
+    gone = flow["transitions"].pop(2)  # resume: waiting on customer -> in progress
+    changes = [c.describe() for c in diff_apps(old, load_definition(sales_doc))]
+    assert changes == [f'$defs/ticket/x-crm-workflow/transitions/{gone["name"]}: removed (was "{gone["title"]}")']
+
+    without = copy.deepcopy(sales_doc)
+    del without["$defs"]["sales_order"]["x-crm-workflow"]
+    (change,) = diff_apps(load_definition(without), load_definition(sales_doc))
+    assert change.path == "$defs/sales_order/x-crm-workflow" and change.what == "added"
+    assert str(change.after).startswith("states Pending, Paid") and "transitions " in str(change.after)
 
 
 def test_cli_diff_between_versions(tmp_path: Any, mini_doc: dict[str, Any], capsys: Any) -> None:
