@@ -20,7 +20,7 @@ from engine.schema.kinds import ConversionError, kind_of
 from engine.schema.loader import _load_entity
 from engine.schema.validation import EntityValidator, field_errors
 from engine.storage.database import crm_archive
-from engine.storage.tables import entity_table_name, storage_type
+from engine.storage.tables import entity_table_name, link_table_name, storage_type
 
 __all__ = ["Blocker", "MigrationPlan", "Step", "compute_plan"]
 
@@ -129,6 +129,9 @@ def _rules_signature(f: Field) -> str:
     for k in ("hidden", "searchable", "indexed", "renamedFrom", "visibleIf", "unique", "onDelete"):
         x.pop(k, None)
     schema["x"] = x
+    for holder in (schema, schema.get("items")):  # an option's title and colour are labels: only its value rules
+        if isinstance(holder, dict) and isinstance(holder.get("anyOf"), list):
+            holder["anyOf"] = [o.get("const") if isinstance(o, dict) else o for o in holder["anyOf"]]
     return json.dumps(schema, sort_keys=True, default=str)
 
 
@@ -234,7 +237,7 @@ class _Planner:
                                             archive_id=prior.row["id"]))
                 prior = prior.field
             column = archived[f.key].row["stored_as"] if how == "restore" else prior.key
-            self._compare(new_e, prior, f, table, column, rows)
+            self._compare(new_e, prior, f, table, column, rows, old_e.key)
         for key in gone:
             self.plan.steps.append(Step("purge_field" if self.purge else "archive_field", new_e.key, key))
         if old_e.rules != new_e.rules and rows and not self.plan.blockers:
@@ -243,7 +246,8 @@ class _Planner:
             if not any(s.entity == new_e.key for s in self.plan.steps):
                 self.plan.steps.append(Step("update_entity", new_e.key))
 
-    def _compare(self, entity: Entity, old: Field, new: Field, table: str, column: str, rows: int) -> None:
+    def _compare(self, entity: Entity, old: Field, new: Field, table: str, column: str, rows: int,
+                 old_entity: str) -> None:
         if old.target in self.entity_renames:  # a link to a renamed entity: the same rows, under their new name
             old = msgspec.structs.replace(old, target=self.entity_renames[old.target])
         convert = _storage_signature(old) != _storage_signature(new)
@@ -261,6 +265,8 @@ class _Planner:
             self._check_values(entity, old, new, table, column, convert)
         elif rows and convert and (old.kind == "relation_many") != (new.kind == "relation_many"):
             self._block(entity, new, "a many-to-many relation cannot change kind; add a new field instead", 0, [])
+        elif convert and old.kind == new.kind == "relation_many":  # its link table refers to the old target
+            self._check_links(entity, new, table, link_table_name(self.app_name, old_entity, column), rows)
         if rows and new.required and not old.required:
             empty = self._empty(table, column, entity)
             if empty[0] and new.default is None:
@@ -303,7 +309,9 @@ class _Planner:
                     sample.append(_offender(rid, title, f"{json.dumps(value, ensure_ascii=False, default=str)}:"
                                                         f" {errors[0]}"))
         if count:
-            change = f"cannot become {new.kind}" if old.kind != new.kind else "do not fit the new rules"
+            change = (f"cannot become {new.kind}" if old.kind != new.kind
+                      else "cannot move to the new target (add a new relation field instead)"
+                      if old.target != new.target else "do not fit the new rules")
             self._block(entity, new, f"stored values {change}; change those records first", count, sample)
 
     def _empty(self, table: str, column: str, entity: Entity) -> tuple[int, list[str]]:
@@ -320,6 +328,18 @@ class _Planner:
             total = sum(n for _, n in dupes)
             sample = [f"value {v!s} is used by {n} records" for v, n in dupes[:_SAMPLE]]
             self._block(entity, new, "is now unique but some values are used more than once", total, sample)
+
+    def _check_links(self, entity: Entity, new: Field, table: str, links: str, rows: int) -> None:
+        """A many-to-many relation given another target: refused (its link table refers to the old target's
+        records), naming the records that have links."""
+        message = "a many-to-many relation cannot change its target; add a new relation field instead"
+        found: list[Any] = []
+        if rows and sa.inspect(self.conn).has_table(links):
+            linked = sa.select(sa.table(links, sa.column("source_id")).c.source_id)
+            found = list(self.conn.execute(sa.select(sa.column("id"), self._title_col(entity, table))
+                                           .select_from(sa.table(table)).where(sa.column("id").in_(linked))
+                                           .order_by(sa.column("id"))).all())
+        self._block(entity, new, message, len(found), [_offender(r[0], r[1], "has links") for r in found[:_SAMPLE]])
 
     def _check_rules(self, old_e: Entity, new_e: Entity, table: str) -> None:
         from engine.storage.records import row_to_record
