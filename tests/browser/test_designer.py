@@ -78,7 +78,7 @@ def test_a_new_user_builds_publishes_and_changes_an_app(anonymous_page: Any, liv
     expect(page.locator("#new-name")).to_have_value("customer_care")
     effort.click(page, "#create-blank")
     expect(page.locator("#draft-title")).to_contain_text("Customer care")
-    screenshot(page, "designer-draft")
+    screenshot(page, "designer-draft", doc=True)
 
     effort.type(page, "#new-entity-title", "Customer")
     effort.press(page, "#new-entity-title", "Enter")
@@ -97,7 +97,7 @@ def test_a_new_user_builds_publishes_and_changes_an_app(anonymous_page: Any, liv
     _settle(page)
     expect(page.locator("#preview-form #f-purchase_frequency")).to_contain_text("Yearly")
     expect(page.locator("#preview-list th")).to_have_count(6)
-    screenshot(page, "designer-entity")
+    screenshot(page, "designer-entity", doc=True)
 
     effort.click(page, "#review-publish")
     expect(page.locator("#plan-steps")).to_contain_text("create entity customer")
@@ -137,7 +137,7 @@ def test_a_new_user_builds_publishes_and_changes_an_app(anonymous_page: Any, liv
     effort.click(page, "#review-publish")
     expect(page.locator("#plan-steps")).to_contain_text("convert field customer.service_rating")
     expect(page.locator("#plan-steps")).to_contain_text("customer.needs")
-    screenshot(page, "designer-publish-again")
+    screenshot(page, "designer-publish-again", doc=True)
     effort.click(page, "#publish-confirm")
     expect(page.locator("#publish-notice")).to_contain_text("Version 2 is live")
     print(f"with the second change: {effort.clicks} clicks and {effort.keys} keystrokes in all")
