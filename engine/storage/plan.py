@@ -326,7 +326,13 @@ class _Planner:
                                   .where(col.is_not(None)).group_by(col).having(sa.func.count() > 1)).all()
         if dupes:
             total = sum(n for _, n in dupes)
-            sample = [f"value {v!s} is used by {n} records" for v, n in dupes[:_SAMPLE]]
+            uses = dict(dupes)
+            shared = list(uses)[:_SAMPLE]
+            rows = self.conn.execute(sa.select(sa.column("id"), self._title_col(entity, table), col)
+                                     .select_from(sa.table(table)).where(col.in_(shared))
+                                     .order_by(col, sa.column("id")).limit(_SAMPLE)).all()
+            sample = [_offender(rid, title, f"{value!s} is used by {uses[value]} records")
+                      for rid, title, value in rows]
             self._block(entity, new, "is now unique but some values are used more than once", total, sample)
 
     def _check_links(self, entity: Entity, new: Field, table: str, links: str, rows: int) -> None:

@@ -303,7 +303,8 @@ def test_making_a_field_unique_with_duplicates_is_refused(app: App) -> None:
 
     [blocker] = plan.blockers
     assert (blocker.field, blocker.count) == ("name", 2)
-    assert blocker.records == ["value Anna is used by 2 records"]
+    ids = sorted(r["id"] for r in app.records.query("customer").records if r["name"] == "Anna")
+    assert blocker.records == [f"{rid} (Anna): Anna is used by 2 records" for rid in ids]
 
 
 def test_making_a_field_unique_without_duplicates_is_enforced_afterwards(app: App) -> None:

@@ -253,10 +253,9 @@ def test_tighter_max_length_is_refused_naming_the_records(shop: Shop) -> None:
 def test_unique_with_duplicates_is_refused_naming_the_records(shop: Shop) -> None:
     shop.field("city", {"unique": "on"})
     review = shop.review()
-    # the sample names the shared value, not the records (so nothing to link to): see engine/storage/plan.py
     _refused(shop, review, "REFUSED customer.city: is now unique but some values are used more than once"
-                           " (2 records)", [])
-    assert "value Berlin is used by 2 records" in review.blockers
+                           " (2 records)", [shop.ada, shop.bob])
+    assert "Berlin is used by 2 records" in review.blockers
 
 
 def test_required_with_empty_records(shop: Shop) -> None:
