@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from engine.auth.principal import Principal
 from engine.designer.edits import EditError, blank_app
-from engine.designer.keys import is_key
+from engine.designer.keys import DESIGNER_PAGES, is_key
 from engine.errors import CrmError, DefinitionError, NotFoundError, PermissionDenied, Problem
 from engine.schema import Entity, load_definition, to_document
 from engine.schema.limits import MAX_DEFINITION_BYTES
@@ -189,6 +189,13 @@ class DraftService:
             name = document["x-crm-app"]["name"]
         else:
             document = self._template(template, name, title) if template else blank_app(name, title)
+        if name in DESIGNER_PAGES:
+            raise EditError("x-crm-app/name", f"'{name}' is the name of a designer page; choose another key")
+        clashes = sorted(set(document.get("$defs", {})) & DESIGNER_PAGES)
+        if clashes:
+            raise EditError(f"$defs/{clashes[0]}", f"the designer cannot edit an entity keyed '{clashes[0]}' (its"
+                                                   " pages use that name); rename the entity in the file first,"
+                                                   " or apply it with `crm app apply`")
         with self.db.read() as conn:
             exists = self._published_version(conn, name) is not None
             drafted = self._row(conn, name) is not None

@@ -6,6 +6,7 @@ is made on a copy, which replaces the document only when it loads (see `document
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from engine.designer.conditions import OPERATORS, condition_from_rules, operators_for, rules_from_condition
@@ -125,15 +126,17 @@ def _creates(node: Any, entity: str) -> bool:
     return isinstance(node, list) and any(_creates(v, entity) for v in node)
 
 
-def add_field(doc: dict[str, Any], entity: str, kind: str, title: str) -> str:
-    """Add a field of `kind` at the end (key made from the title, unique in the entity), with the kind's
-    defaults: a select gets "Option 1"/"Option 2", a relation links to the first other entity (set-null on
-    delete), currency is EUR with 2 decimals. Also placed in the last form section, if the form has sections."""
+def add_field(doc: dict[str, Any], entity: str, kind: str, title: str, reserved: Iterable[str] = ()) -> str:
+    """Add a field of `kind` at the end (key made from the title, unique in the entity and not one of `reserved`,
+    the entity's published keys: a new field never takes over the stored values of a removed or renamed one),
+    with the kind's defaults: a select gets "Option 1"/"Option 2", a relation links to the first other entity
+    (set-null on delete), currency is EUR with 2 decimals. Also placed in the last form section, if the form has
+    sections."""
     title = _title(f"$defs/{entity}/properties", title)
 
     def change(work: dict[str, Any]) -> str:
         ent = entity_doc(work, entity)
-        key = key_from_label(title, ent["properties"])
+        key = key_from_label(title, {*ent["properties"], *reserved})
         new_field(work, entity, key, kind, title)
         sections = ent.get("x-crm-form", {}).get("sections")
         if sections:

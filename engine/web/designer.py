@@ -18,7 +18,7 @@ from litestar.response import Redirect, Response, Template
 
 from engine.designer import edits
 from engine.designer.drafts import Draft, DraftConflict, DraftService, templates
-from engine.designer.keys import key_from_label
+from engine.designer.keys import DESIGNER_PAGES, entity_key_from_label, key_from_label
 from engine.errors import CrmError, DefinitionError, PermissionDenied, PlanRefused, Problem
 from engine.storage.apps import AppService
 from engine.web.access import EXCEPTION_HANDLERS
@@ -91,10 +91,15 @@ def key_for(request: HTMXRequest, label: QueryText = "", title: QueryText = "", 
     taken: set[str] = set()
     if not app:
         taken = {a.name for a in AppService(database(request)).list()} | {d.app for d in drafts(request).list()}
+        taken |= DESIGNER_PAGES
+    elif entity:
+        service = drafts(request)
+        fields = service.get(app).document.get("$defs", {}).get(entity, {}).get("properties", {})
+        taken = set(fields) | service.published_keys(app, entity)
     else:
-        entities = drafts(request).get(app).document.get("$defs", {})
-        taken = set(entities.get(entity, {}).get("properties", {})) if entity else set(entities)
-    key = key_from_label(label, taken) if label.strip() else ""
+        taken = set(drafts(request).get(app).document.get("$defs", {}))
+    key = "" if not label.strip() else entity_key_from_label(label, taken) if app and not entity \
+        else key_from_label(label, taken)
     return Template(template_name="designer/key.html", context={"key": key, "target": target})
 
 
@@ -105,7 +110,7 @@ def _create(request: HTMXRequest, data: FormData, upload: bytes | None = None) -
         if upload is None and not title:
             raise edits.EditError("title", "give the app a title")
         if upload is None and not name:
-            name = key_from_label(title, {a.name for a in AppService(database(request)).list()})
+            name = key_from_label(title, {a.name for a in AppService(database(request)).list()} | DESIGNER_PAGES)
         draft = service.create(name, title, template=template or None, upload=upload)
     except CrmError as exc:
         context = _apps_context(request, problems=_problem_list(exc), form=data,

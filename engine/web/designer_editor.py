@@ -205,7 +205,9 @@ def add_field(request: HTMXRequest, app_name: PathText, entity_key: PathText, bo
             raise edits.EditError("label", "type a label for the new field")
         if not kind:
             raise edits.EditError("kind", "choose what kind of field to add")
-        _, key = service.edit(app_name, revision_of(data), lambda doc: edits.add_field(doc, entity_key, kind, title))
+        published = service.published_keys(app_name, entity_key)
+        _, key = service.edit(app_name, revision_of(data),
+                              lambda doc: edits.add_field(doc, entity_key, kind, title, reserved=published))
     except DraftConflict as exc:
         return _editor(request, service, app_name, entity_key, status=409, alert=str(exc))
     except edits.EditError as exc:

@@ -240,3 +240,36 @@ def test_renaming_a_published_key_moves_its_values(db: Database) -> None:
                            lambda doc: edits.rename_key(doc, "customer", "town", "place", published))
     assert "renamedFrom" not in draft.document["$defs"]["customer"]["properties"]["place"]["x-crm-field"]
     assert "rename" not in "\n".join(drafts.plan("desk").lines())
+
+
+def test_keys_that_clash_with_the_designers_pages_are_refused_on_upload(db: Database) -> None:
+    """An uploaded entity keyed like a designer page could never be opened in the editor: refused by path; an app
+    key like one of the designer's own pages too."""
+    drafts = DraftService(db, ADA)
+    upload = contacts_app("shop", "Shop")
+    upload["$defs"]["versions"] = upload["$defs"].pop("contact")
+    with pytest.raises(EditError) as caught:
+        drafts.create("", "", upload=json.dumps(upload).encode())
+    assert caught.value.path == "$defs/versions" and "crm app apply" in caught.value.message
+    with pytest.raises(EditError) as caught:
+        drafts.create("import", "Import")
+    assert caught.value.path == "x-crm-app/name"
+    assert drafts.list() == []
+
+
+def test_a_new_field_never_takes_a_removed_published_key(db: Database) -> None:
+    """Remove the published Email and add a new field titled Email in the same draft: the new one gets email_2, so
+    the plan archives the old values instead of checking them against the new field."""
+    drafts = DraftService(db, ADA)
+    AppService(db).apply(contacts_app())
+    upload = contacts_app()
+    edits.add_field(upload, "contact", "email", "Email")
+    AppService(db).apply(upload)
+    published = drafts.published_keys("shop", "contact")
+    draft = drafts.get("shop")
+    draft, _ = drafts.edit("shop", draft.revision, lambda doc: edits.remove_field(doc, "contact", "email"))
+    draft, key = drafts.edit("shop", draft.revision,
+                             lambda doc: edits.add_field(doc, "contact", "integer", "Email", reserved=published))
+    assert key == "email_2"
+    lines = drafts.plan("shop").lines()
+    assert any("archive field contact.email" in line for line in lines), lines

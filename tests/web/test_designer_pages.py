@@ -157,3 +157,15 @@ def test_export_downloads_canonical_json(client: TestClient[Litestar], web_db: D
     assert response.headers["content-disposition"] == 'attachment; filename="sales_crm.json"'
     assert response.content == AppService(web_db).export("sales_crm")
     assert json.loads(response.content)["x-crm-app"]["name"] == "sales_crm"
+
+
+def test_the_key_preview_matches_the_key_given(client: TestClient[Litestar]) -> None:
+    """The key shown while typing is the one the designer will use: app and entity keys avoid the designer's page
+    names, field keys avoid published keys (a removed field's key is not handed to a new field)."""
+    assert client.get("/designer/key-for", params={"label": "Import"}).text.strip() == "import_2"
+    assert client.get("/designer/key-for", params={"label": "Versions", "app": "sales_crm"}).text.strip() \
+        == "versions_2"
+    assert client.get("/designer/key-for", params={"label": "Amount", "app": "sales_crm", "entity": "deal"}) \
+        .text.strip() == "amount_2"
+    assert client.get("/designer/key-for", params={"label": "Budget", "app": "sales_crm", "entity": "deal"}) \
+        .text.strip() == "budget"
