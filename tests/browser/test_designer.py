@@ -1,6 +1,8 @@
 """The app designer as a new user meets it: log in, create a blank app, build a Customer entity by clicking and
-typing, publish, add a record through the app's own form, then rename a label and change a kind, publish again
-(the plan is shown) and find the record's values intact. Clicks and keystrokes are counted and printed."""
+typing, publish, add a record through the app's own form, then rename a label and a key and change a kind, publish
+again (the plan is shown) and find the record's values intact; build a two-state workflow and use it; look at the
+versions, compare two and roll back; export the app, import it as a new app and compare. Clicks and keystrokes are
+counted and printed."""
 
 from __future__ import annotations
 
@@ -113,6 +115,7 @@ def test_a_new_user_builds_publishes_and_changes_an_app(anonymous_page: Any, liv
     page.select_option("#f-gender", label="Female")
     page.fill("#f-birthday", "1990-04-12")
     page.fill("#f-email", "lena@example.com")
+    page.fill("#f-street", "Hauptstr. 5")
     page.fill("#f-city", "Berlin")
     page.select_option("#f-purchase_frequency", label="Monthly")
     page.click("label[for='f-service_rating-4']")
@@ -129,6 +132,12 @@ def test_a_new_user_builds_publishes_and_changes_an_app(anonymous_page: Any, liv
     effort.keys += 1
     _settle(page)
     expect(page.locator("#df-needs-summary")).to_contain_text("Customer needs")
+    effort.click(page, "#df-street-details > summary")
+    effort.type(page, "#dk-street-input", "address")
+    page.keyboard.press("Tab")
+    effort.keys += 1
+    _settle(page)
+    expect(page.locator("#dk-address-help")).to_contain_text("street")
     effort.click(page, "#df-service_rating-details > summary")
     page.select_option("#ds-service_rating-kind", "integer")
     effort.clicks += 2
@@ -137,6 +146,7 @@ def test_a_new_user_builds_publishes_and_changes_an_app(anonymous_page: Any, liv
     effort.click(page, "#review-publish")
     expect(page.locator("#plan-steps")).to_contain_text("convert field customer.service_rating")
     expect(page.locator("#plan-steps")).to_contain_text("customer.needs")
+    expect(page.locator("#plan-steps")).to_contain_text("rename field customer.street -> address (values kept)")
     screenshot(page, "designer-publish-again", doc=True)
     effort.click(page, "#publish-confirm")
     expect(page.locator("#publish-notice")).to_contain_text("Version 2 is live")
@@ -147,6 +157,7 @@ def test_a_new_user_builds_publishes_and_changes_an_app(anonymous_page: Any, liv
     for text in ("Lena Wolf", "Female", "lena@example.com", "Berlin", "Monthly", "Customer needs",
                  "Quick answers by email."):
         expect(body).to_contain_text(text)
+    expect(page.locator("#value-address")).to_have_text("Hauptstr. 5")
     expect(page.locator("#value-service_rating")).to_have_text("4")
     screenshot(page, "designer-record-after")
 
