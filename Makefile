@@ -20,9 +20,8 @@ run: install
 	$(CRM) demo --if-empty
 	$(CRM) serve --host 127.0.0.1 --port 8000
 
-# One pytest worker per CPU; a file's tests stay on one worker (they share its fixtures).
 test: install
-	$(VENV)/bin/pytest -n auto --dist loadfile
+	$(VENV)/bin/pytest
 
 # Runs the designer's browser test and writes the pictures docs/designer.md shows into docs/images/.
 doc-screenshots: install
