@@ -70,6 +70,7 @@ class Blocker:
     message: str
     count: int = 0
     records: list[str] = field(default_factory=list)  # "id (title): detail" for the first offenders
+    record_ids: list[str] = field(default_factory=list)  # their ids, in the same order (for links to them)
 
     def describe(self) -> list[str]:
         """The blocker as printable lines."""
@@ -295,7 +296,8 @@ class _Planner:
         col = sa.column(column, storage_type(old))
         stmt = (sa.select(sa.column("id"), col, self._title_col(entity, table).label("t"))
                 .select_from(sa.table(table)).where(col.is_not(None)).order_by(sa.column("id")))
-        count, sample = 0, []
+        count = 0
+        sample: list[Offender] = []
         for rid, raw, title in self.conn.execute(stmt):
             value = old_kind.from_db(old, raw)
             try:
@@ -314,7 +316,7 @@ class _Planner:
                       if old.target != new.target else "do not fit the new rules")
             self._block(entity, new, f"stored values {change}; change those records first", count, sample)
 
-    def _empty(self, table: str, column: str, entity: Entity) -> tuple[int, list[str]]:
+    def _empty(self, table: str, column: str, entity: Entity) -> tuple[int, list[Offender]]:
         stmt = (sa.select(sa.column("id"), self._title_col(entity, table)).select_from(sa.table(table))
                 .where(sa.column(column).is_(None)).order_by(sa.column("id")))
         rows = self.conn.execute(stmt).all()
@@ -353,7 +355,8 @@ class _Planner:
         validator = EntityValidator(new_e)
         t = sa.table(table, *(sa.column(f.key, storage_type(f)) for f in old_e.fields
                               if f.kind != "relation_many" and f.key in new_e.field_map()), sa.column("id"))
-        count, sample = 0, []
+        count = 0
+        sample: list[Offender] = []
         fields = [f for f in new_e.fields if f.kind != "relation_many" and f.key in old_e.field_map()]
         for row in self.conn.execute(sa.select(t).order_by(sa.column("id"))).mappings():
             record = row_to_record(fields, row)
@@ -365,12 +368,17 @@ class _Planner:
         if count:
             self._block(new_e, None, "the new conditional rules do not hold for some records", count, sample)
 
-    def _block(self, entity: Entity, f: Field | None, message: str, count: int, sample: list[str]) -> None:
-        self.plan.blockers.append(Blocker(entity.key, f.key if f else None, message, count, sample))
+    def _block(self, entity: Entity, f: Field | None, message: str, count: int, sample: list[Offender]) -> None:
+        self.plan.blockers.append(Blocker(entity.key, f.key if f else None, message, count,
+                                          [text for _, text in sample], [str(rid) for rid, _ in sample]))
 
 
-def _offender(rid: str, title: Any, detail: str) -> str:
-    return f"{rid}{f' ({title})' if title else ''}: {detail}"
+#: A record that blocks a change: its id, and "id (title): detail".
+Offender = tuple[str, str]
+
+
+def _offender(rid: str, title: Any, detail: str) -> Offender:
+    return rid, f"{rid}{f' ({title})' if title else ''}: {detail}"
 
 
 class _ArchivedEntity:

@@ -25,7 +25,7 @@ from engine.web.access import EXCEPTION_HANDLERS
 from engine.web.context import current_user, database
 from engine.web.posts import FormData, form_data, go, last
 
-__all__ = ["HANDLERS", "designers_only", "drafts", "form_data", "go", "last", "revision_of"]
+__all__ = ["HANDLERS", "blocked_links", "designers_only", "drafts", "form_data", "go", "last", "revision_of"]
 
 PathText = FromPath[str]
 QueryText = FromQuery[str]
@@ -194,7 +194,7 @@ def discard_draft(request: HTMXRequest, app_name: PathText) -> Response[Any]:
 
 
 # --- review and publish --------------------------------------------------------------------------------------------
-def _blocked_links(request: Request[Any, Any, Any], app_name: str, plan: Any) -> list[dict[str, Any]]:
+def blocked_links(request: Request[Any, Any, Any], app_name: str, plan: Any) -> list[dict[str, Any]]:
     """The plan's refused changes, each with links to the stored records that block it (when they can be opened)."""
     try:
         published = set(AppService(database(request)).current(app_name).entity_map())
@@ -202,11 +202,8 @@ def _blocked_links(request: Request[Any, Any, Any], app_name: str, plan: Any) ->
         published = set()
     out = []
     for b in plan.blockers:
-        records = []
-        for text in b.records:
-            record_id = text.split(" ", 1)[0].rstrip(":")
-            url = f"/apps/{app_name}/{b.entity}/{record_id}" if b.entity in published and record_id else None
-            records.append({"text": text, "url": url})
+        records = [{"text": text, "url": f"/apps/{app_name}/{b.entity}/{rid}" if b.entity in published else None}
+                   for text, rid in zip(b.records, b.record_ids, strict=True)]
         out.append({"blocker": b, "lines": b.describe(), "records": records, "more": max(b.count - len(records), 0)})
     return out
 
@@ -217,7 +214,7 @@ def _publish_context(request: Request[Any, Any, Any], draft: Draft, **extra: Any
     plan = None if problems else service.plan(draft.app)
     context = {"title": f"Publish {_draft_title(draft)}", "draft": draft, "app_title": _draft_title(draft),
                "problems": problems, "plan": plan, "steps": [s.describe() for s in plan.steps] if plan else [],
-               "blocked": _blocked_links(request, draft.app, plan) if plan else [], "refused": [], "alert": None}
+               "blocked": blocked_links(request, draft.app, plan) if plan else [], "refused": [], "alert": None}
     context.update(extra)
     return context
 

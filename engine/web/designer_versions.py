@@ -21,7 +21,7 @@ from engine.schema.diff import Change, diff_apps, short
 from engine.storage.apps import AppService, VersionInfo
 from engine.storage.records import RecordService
 from engine.web.context import current_user, database
-from engine.web.designer import _blocked_links, drafts
+from engine.web.designer import blocked_links, drafts
 from engine.web.posts import form_data, go, last
 
 __all__ = ["ROUTES"]
@@ -148,7 +148,7 @@ def _rollback_context(request: Request[Any, Any, Any], app_name: str, version: i
     draft = drafts(request).get(app_name)
     context = {"title": f"Roll back {app.title} to version {version}", "published": app, "version": version,
                "current": current, "plan": plan, "steps": [s.describe() for s in plan.steps],
-               "blocked": _blocked_links(request, app_name, plan),
+               "blocked": blocked_links(request, app_name, plan),
                "changes": _diff(apps, app_name, current, version) if version != current else [],
                "open_draft": draft if draft.revision else None, "refused": [], "alert": None}
     context.update(extra)
