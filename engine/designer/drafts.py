@@ -158,13 +158,15 @@ class DraftService:
         published = self.published_entity(app, entity)
         return {f.key for f in published.fields} if published else set()
 
-    def problems(self, app: str) -> list[Problem]:
-        """What keeps the draft from being published, with JSON paths; [] when it loads."""
-        return _problems(self.get(app).document)
+    def problems(self, app: str | Draft) -> list[Problem]:
+        """What keeps the draft (of an app, or one already read) from being published, with JSON paths; [] when
+        it loads."""
+        return _problems((app if isinstance(app, Draft) else self.get(app)).document)
 
-    def plan(self, app: str) -> MigrationPlan:
-        """What publishing the draft would do (DefinitionError while the draft has problems)."""
-        return self.apps.plan(self.get(app).document)
+    def plan(self, app: str | Draft) -> MigrationPlan:
+        """What publishing the draft (of an app, or one already read) would do (DefinitionError while the draft
+        has problems)."""
+        return self.apps.plan((app if isinstance(app, Draft) else self.get(app)).document)
 
     # --- writing --------------------------------------------------------------------------------------------
     def create(self, name: str, title: str, template: str | None = None, upload: bytes | None = None) -> Draft:

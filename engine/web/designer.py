@@ -25,7 +25,8 @@ from engine.web.access import EXCEPTION_HANDLERS
 from engine.web.context import current_user, database
 from engine.web.posts import FormData, form_data, go, last
 
-__all__ = ["HANDLERS", "blocked_links", "designers_only", "drafts", "form_data", "go", "last", "revision_of"]
+__all__ = ["HANDLERS", "blocked_links", "designers_only", "drafts", "form_data", "fragment_or_page", "go", "last",
+           "revision_of"]
 
 PathText = FromPath[str]
 QueryText = FromQuery[str]
@@ -47,6 +48,14 @@ def revision_of(data: FormData) -> int:
     """The draft revision the page was showing (-1 when missing, which always conflicts)."""
     text = last(data, "revision")
     return int(text) if text.isdigit() else -1
+
+
+def fragment_or_page(request: HTMXRequest, fragment: str, page: str, context: dict[str, Any], status: int = 200,
+                     headers: dict[str, str] | None = None) -> Template:
+    """An editor's answer: htmx gets the fragment it swaps in (always 200: htmx swaps nothing else), a plain
+    request the whole page with `status`."""
+    return Template(template_name=fragment if request.htmx else page, context=context,
+                    status_code=200 if request.htmx else status, headers=headers or {})
 
 
 def _problem_list(exc: CrmError) -> list[Problem]:
@@ -154,7 +163,7 @@ def draft_context(request: Request[Any, Any, Any], draft: Draft, **extra: Any) -
                  "plural": (raw.get("x-crm-entity") or {}).get("plural")}
                 for key, raw in draft.document.get("$defs", {}).items()]
     context = {"title": f"Designer: {_draft_title(draft)}", "draft": draft, "app_title": _draft_title(draft),
-               "entities": entities, "problems": drafts(request).problems(draft.app), "errors": [],
+               "entities": entities, "problems": drafts(request).problems(draft), "errors": [],
                "alert": None}
     context.update(extra)
     return context
@@ -210,8 +219,8 @@ def blocked_links(request: Request[Any, Any, Any], app_name: str, plan: Any) -> 
 
 def _publish_context(request: Request[Any, Any, Any], draft: Draft, **extra: Any) -> dict[str, Any]:
     service = drafts(request)
-    problems = service.problems(draft.app)
-    plan = None if problems else service.plan(draft.app)
+    problems = service.problems(draft)
+    plan = None if problems else service.plan(draft)
     context = {"title": f"Publish {_draft_title(draft)}", "draft": draft, "app_title": _draft_title(draft),
                "problems": problems, "plan": plan, "steps": [s.describe() for s in plan.steps] if plan else [],
                "blocked": blocked_links(request, draft.app, plan) if plan else [], "refused": [], "alert": None}

@@ -23,7 +23,7 @@ from engine.errors import DefinitionError, NotFoundError
 from engine.forms.form import build_form, record_state
 from engine.forms.listquery import read_list_view
 from engine.schema import Field, load_definition
-from engine.web.designer import draft_context, drafts, revision_of
+from engine.web.designer import draft_context, drafts, fragment_or_page, revision_of
 from engine.web.designer_fields import (
     BOOLEAN_SETTINGS,
     ON_DELETE,
@@ -112,12 +112,10 @@ def editor_context(service: DraftService, draft: Draft, entity: str, *, open_key
 
 
 def _editor(request: HTMXRequest, service: DraftService, app_name: str, entity: str, status: int = 200,
-            headers: dict[str, str] | None = None, **extra: Any) -> Template:
-    """The editor fragment (htmx) or the whole page."""
-    context = editor_context(service, service.get(app_name), entity, **extra)
-    name = "designer/editor.html" if request.htmx else "designer/entity.html"
-    return Template(template_name=name, context=context, status_code=200 if request.htmx else status,
-                    headers=headers or {})
+            headers: dict[str, str] | None = None, draft: Draft | None = None, **extra: Any) -> Template:
+    """The editor fragment (htmx) or the whole page, of `draft` (read when not given)."""
+    context = editor_context(service, draft or service.get(app_name), entity, **extra)
+    return fragment_or_page(request, "designer/editor.html", "designer/entity.html", context, status, headers)
 
 
 def _change(request: HTMXRequest, app_name: str, entity: str, data: dict[str, list[str]],
@@ -126,13 +124,13 @@ def _change(request: HTMXRequest, app_name: str, entity: str, data: dict[str, li
     the draft meanwhile; an EditError is shown next to the setting it is about (`field`: the panel's field)."""
     service = drafts(request)
     try:
-        service.edit(app_name, revision_of(data), change)
+        draft, _ = service.edit(app_name, revision_of(data), change)
     except DraftConflict as exc:
         return _editor(request, service, app_name, entity, status=409, open_key=open_key, alert=str(exc))
     except edits.EditError as exc:
         return _editor(request, service, app_name, entity, status=422, open_key=field or open_key or None,
                        errors={field: {setting_of_error(exc) if field else "": exc.message}})
-    return _editor(request, service, app_name, entity, open_key=open_key, headers=_CHANGED)
+    return _editor(request, service, app_name, entity, open_key=open_key, headers=_CHANGED, draft=draft)
 
 
 # --- the page and its preview --------------------------------------------------------------------------------------

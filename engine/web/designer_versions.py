@@ -202,7 +202,7 @@ def relations_page(request: HTMXRequest, app_name: PathText) -> Template:
     draft has problems."""
     service = drafts(request)
     draft = service.get(app_name)
-    problems = service.problems(app_name)
+    problems = service.problems(draft)
     app = None
     if not problems:
         app = load_definition(draft.document)

@@ -27,7 +27,7 @@ from engine.designer.drafts import Draft, DraftConflict, DraftService
 from engine.designer.edits import EditError
 from engine.errors import NotFoundError, Problem
 from engine.schema.diagrams import state_machine_svg
-from engine.web.designer import drafts, revision_of
+from engine.web.designer import drafts, fragment_or_page, revision_of
 from engine.web.designer_fields import _rules as rules_from_post  # the visibility rule rows: the same form
 from engine.web.posts import FormData, form_data, go, last
 from engine.workflows.definition import parse_workflow
@@ -100,7 +100,7 @@ def workflow_context(service: DraftService, draft: Draft, entity: str, *, alert:
     raw = _entity_raw(draft, entity)
     settings = wf.workflow_settings(draft.document, entity)
     prefix = f"$defs/{entity}/x-crm-workflow"
-    problems = service.problems(draft.app)
+    problems = service.problems(draft)
     mine = [{"path": p.path, "message": p.message, "where": _where(p.path, prefix, settings)}
             for p in problems if p.path == prefix or p.path.startswith(prefix + "/")]
     used_roles = {r for t in (settings or {}).get("transitions", []) for r in t["roles"]}
@@ -121,12 +121,11 @@ def workflow_context(service: DraftService, draft: Draft, entity: str, *, alert:
 
 
 def _page(request: HTMXRequest, service: DraftService, app_name: str, entity: str, status: int = 200,
-          headers: dict[str, str] | None = None, **extra: Any) -> Template:
-    """The editor fragment (htmx) or the whole page."""
-    context = workflow_context(service, service.get(app_name), entity, **extra)
-    name = "designer/workflow_editor.html" if request.htmx else "designer/workflow.html"
-    return Template(template_name=name, context=context, status_code=200 if request.htmx else status,
-                    headers=headers or {})
+          headers: dict[str, str] | None = None, draft: Draft | None = None, **extra: Any) -> Template:
+    """The editor fragment (htmx) or the whole page, of `draft` (read when not given)."""
+    context = workflow_context(service, draft or service.get(app_name), entity, **extra)
+    return fragment_or_page(request, "designer/workflow_editor.html", "designer/workflow.html", context, status,
+                            headers)
 
 
 def _change(request: HTMXRequest, app_name: str, entity: str, data: FormData,
@@ -134,14 +133,14 @@ def _change(request: HTMXRequest, app_name: str, entity: str, data: FormData,
     """Make one edit in the draft; answer with the editor (htmx) or a redirect back to the page."""
     service = drafts(request)
     try:
-        service.edit(app_name, revision_of(data), change)
+        draft, _ = service.edit(app_name, revision_of(data), change)
     except DraftConflict as exc:
         return _page(request, service, app_name, entity, status=409, alert=str(exc))
     except EditError as exc:
         return _page(request, service, app_name, entity, status=422, error=Problem(exc.path, exc.message),
                      typed=typed)
     if request.htmx:
-        return _page(request, service, app_name, entity, headers=_CHANGED)
+        return _page(request, service, app_name, entity, headers=_CHANGED, draft=draft)
     return go(request, f"/designer/{app_name}/{entity}/workflow")
 
 
