@@ -12,7 +12,8 @@ from engine.designer.conditions import OPERATORS, operators_for
 from engine.designer.keys import option_value_from_label
 from engine.web.posts import FormData, last
 
-__all__ = ["BOOLEAN_SETTINGS", "ON_DELETE", "SETTING_TITLES", "FieldPanel", "setting_of_error", "settings_from_post"]
+__all__ = ["BOOLEAN_SETTINGS", "ON_DELETE", "SETTING_TITLES", "FieldPanel", "rules_from_post", "setting_of_error",
+           "settings_from_post"]
 
 
 #: Settings shown as checkboxes.
@@ -120,7 +121,7 @@ def _options(data: FormData, action: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _rules(data: FormData, action: str) -> list[dict[str, Any]]:
+def rules_from_post(data: FormData, action: str) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = []
     for r in _rows(data, "rule_field", "rule_op", "rule_value"):
         if not r["rule_field"]:
@@ -175,7 +176,7 @@ def settings_from_post(data: FormData, current: dict[str, Any]) -> dict[str, Any
         elif name == "options" and ("opt_value" in data or "new_option" in data):
             out[name] = _options(data, action)
         elif name == "visible_if" and current[name] is not None and ("rule_field" in data or action == "add_rule"):
-            out[name] = _rules(data, action)
+            out[name] = rules_from_post(data, action)
     if "pattern_preset" in current and "pattern_preset" in data:
         preset = last(data, "pattern_preset") or None
         if preset or current.get("pattern_preset"):  # choosing "custom" keeps the preset's pattern to edit

@@ -28,7 +28,7 @@ from engine.designer.edits import EditError
 from engine.errors import NotFoundError, Problem
 from engine.schema.diagrams import state_machine_svg
 from engine.web.designer import drafts, fragment_or_page, revision_of
-from engine.web.designer_fields import _rules as rules_from_post  # the visibility rule rows: the same form
+from engine.web.designer_fields import rules_from_post  # the visibility rule rows: the same form
 from engine.web.posts import FormData, form_data, go, last
 from engine.workflows.definition import parse_workflow
 
